@@ -1,0 +1,125 @@
+//! The thread-safe way into a loop: `call_soon_threadsafe`, and task wake-ups that come
+//! from other threads.
+//!
+//! Other threads push onto a mutex-protected injection queue and, unless a notification is
+//! already pending, write the loop's eventfd so that an `epoll_wait` in progress returns.
+//! The loop checks one atomic flag per iteration and only then takes the lock.
+//! Nothing pushed while the loop is open is ever lost: the flag is set after the push and
+//! cleared before the queue is taken.
+
+use std::fmt;
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::task_slab::TaskId;
+use super::LoopError;
+use crate::sys::eventfd::EventFd;
+
+/// One thing another thread asked of the loop.
+pub(crate) enum Injected {
+    /// A `call_soon_threadsafe` callback and where it was scheduled.
+    Callback(Box<dyn FnOnce() + Send>, &'static Location<'static>),
+    /// A task's waker was woken on another thread.
+    Wake(TaskId),
+}
+
+/// The state shared between a loop and every [`RemoteLoop`] pointing at it.
+pub(crate) struct RemoteShared {
+    queue: Mutex<Vec<Injected>>,
+    notified: AtomicBool,
+    closed: AtomicBool,
+    eventfd: EventFd,
+}
+
+impl RemoteShared {
+    pub(crate) fn new() -> std::io::Result<RemoteShared> {
+        Ok(RemoteShared {
+            queue: Mutex::new(Vec::new()),
+            notified: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            eventfd: EventFd::new()?,
+        })
+    }
+
+    pub(crate) fn eventfd(&self) -> &EventFd {
+        &self.eventfd
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Injected>> {
+        // A panic while holding this lock cannot leave the Vec inconsistent: recover it.
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `item` and wakes the loop if it is not already due to wake.
+    pub(crate) fn push(&self, item: Injected) -> Result<(), LoopError> {
+        {
+            let mut queue = self.lock();
+            if self.closed.load(Ordering::Acquire) {
+                return Err(LoopError::Closed);
+            }
+            queue.push(item);
+        }
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            // The eventfd cannot fail to count unless the fd is gone, i.e. the loop closed.
+            let _ = self.eventfd.notify();
+        }
+        Ok(())
+    }
+
+    /// Moves everything queued into `into` (which should be empty); true if anything was
+    /// notified since the last call. Cheap when nothing was: one atomic load.
+    pub(crate) fn take(&self, into: &mut Vec<Injected>) -> bool {
+        if !self.notified.load(Ordering::Acquire) || !self.notified.swap(false, Ordering::AcqRel) {
+            return false;
+        }
+        let _ = self.eventfd.drain();
+        std::mem::swap(&mut *self.lock(), into);
+        true
+    }
+
+    /// Refuses further pushes and returns what was still queued, for the caller to drop.
+    pub(crate) fn close(&self) -> Vec<Injected> {
+        let mut queue = self.lock();
+        self.closed.store(true, Ordering::Release);
+        std::mem::take(&mut *queue)
+    }
+}
+
+/// A `Send + Sync + Clone` handle to an [`EventLoop`](crate::EventLoop), usable from any
+/// thread: the only safe way to reach a loop from outside its own thread (asyncio's
+/// `loop.call_soon_threadsafe`). Get one with [`EventLoop::remote`](crate::EventLoop::remote).
+#[derive(Clone)]
+pub struct RemoteLoop {
+    shared: Arc<RemoteShared>,
+}
+
+impl RemoteLoop {
+    pub(crate) fn new(shared: Arc<RemoteShared>) -> RemoteLoop {
+        RemoteLoop { shared }
+    }
+
+    /// Schedules `f` to run on the loop's thread in a coming iteration, waking the loop
+    /// if it is sleeping in `epoll_wait` (asyncio's `loop.call_soon_threadsafe`).
+    /// Calls from one thread run in the order they were made.
+    /// Fails with [`LoopError::Closed`] once the loop is closed.
+    #[track_caller]
+    pub fn call_soon_threadsafe(&self, f: impl FnOnce() + Send + 'static) -> Result<(), LoopError> {
+        self.shared.push(Injected::Callback(Box::new(f), Location::caller()))
+    }
+
+    /// True once the loop was closed; calls are refused from then on.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<RemoteShared> {
+        &self.shared
+    }
+}
+
+impl fmt::Debug for RemoteLoop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteLoop").field("closed", &self.is_closed()).finish()
+    }
+}
