@@ -22,6 +22,7 @@ mod stats;
 mod task_slab;
 mod wake;
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -395,6 +396,38 @@ impl EventLoop {
                 scheduled_at: None,
             });
         }
+    }
+
+    /// Stores a task's coroutine and schedules its first step, as asyncio's `Task.__init__`
+    /// does with `call_soon`. `owner` is the task layer's record of the task, handed back
+    /// by [`current_task_owner`](Self::current_task_owner) and [`task_owners`](Self::task_owners).
+    pub(crate) fn spawn_task(&self, future: ErasedFuture, owner: Rc<dyn Any>) -> Result<TaskId, LoopError> {
+        self.check_open()?;
+        let id = self.inner.tasks.borrow_mut().insert(future, owner);
+        add(&self.inner.stats.tasks_spawned, 1);
+        self.inner.wake_task(id);
+        Ok(id)
+    }
+
+    /// Puts task `id` on the ready queue for its next step (if it is alive and not queued).
+    pub(crate) fn schedule_task(&self, id: TaskId) {
+        self.inner.wake_task(id);
+    }
+
+    /// The record of the task whose step is running now, if any.
+    pub(crate) fn current_task_owner(&self) -> Option<Rc<dyn Any>> {
+        let id = self.inner.current_task.get()?;
+        self.inner.tasks.borrow().owner(id)
+    }
+
+    /// The records of all tasks not yet finished.
+    pub(crate) fn task_owners(&self) -> Vec<Rc<dyn Any>> {
+        self.inner.tasks.borrow().owners()
+    }
+
+    /// Number of tasks not yet finished.
+    pub fn task_count(&self) -> usize {
+        self.inner.tasks.borrow().len()
     }
 
     fn check_open(&self) -> Result<(), LoopError> {

@@ -28,12 +28,19 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod event_loop;
+pub mod future;
 pub mod selector;
 pub mod sys;
+pub mod tasks;
 pub mod timer;
 
 pub use event_loop::{
     default_exception_handler, get_running_loop, EventLoop, ExceptionContext, Handle, LoopError, LoopStats,
     RemoteLoop, TaskId, TimerHandle, POLL_IO_EVERY,
 };
+pub use future::{DoneCallbackId, Future, FutureError};
 pub use selector::Interest;
+pub use tasks::{
+    all_tasks, as_completed, create_task, current_task, gather, gather_return_exceptions, run, shield, sleep,
+    timeout, timeout_at, wait, wait_for, ReturnWhen, RunError, Task, TaskError, TaskRef, TimeoutError,
+};

@@ -112,10 +112,6 @@ impl RemoteLoop {
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
     }
-
-    pub(crate) fn shared(&self) -> &Arc<RemoteShared> {
-        &self.shared
-    }
 }
 
 impl fmt::Debug for RemoteLoop {
