@@ -200,7 +200,9 @@ impl<T: 'static> std::future::Future for Future<T> {
                 *state = State::Cancelled;
                 Poll::Ready(Err(FutureError::Cancelled))
             }
-            State::Taken => Poll::Ready(Err(FutureError::InvalidState("the result was taken by an earlier await"))),
+            State::Taken => {
+                Poll::Ready(Err(FutureError::InvalidState("the result was taken by an earlier await")))
+            }
             State::Pending => {
                 *state = State::Pending;
                 let mut waiters = self.shared.waiters.borrow_mut();

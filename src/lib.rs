@@ -30,6 +30,7 @@
 pub mod event_loop;
 pub mod future;
 pub mod selector;
+pub mod sync;
 pub mod sys;
 pub mod tasks;
 pub mod timer;

@@ -61,11 +61,12 @@ fn stop_takes_effect_after_the_current_iteration() {
 
     // The next run picks it up; stop is not sticky.
     let (l, later2) = (event_loop.clone(), later.clone());
-    event_loop.call_soon(move || {
-        assert_eq!(later2.get(), 1, "the leftover callback runs first");
-        l.stop();
-    })
-    .unwrap();
+    event_loop
+        .call_soon(move || {
+            assert_eq!(later2.get(), 1, "the leftover callback runs first");
+            l.stop();
+        })
+        .unwrap();
     event_loop.run_forever().unwrap();
     assert_eq!(later.get(), 1);
     assert_eq!(event_loop.stats().iterations, 2);
@@ -318,7 +319,12 @@ fn get_running_loop_inside_a_callback_and_not_outside() {
 
 #[test]
 fn loop_errors_display_and_convert_to_io_errors() {
-    for error in [LoopError::Closed, LoopError::AlreadyRunning, LoopError::AnotherLoopRunning, LoopError::NoRunningLoop] {
+    for error in [
+        LoopError::Closed,
+        LoopError::AlreadyRunning,
+        LoopError::AnotherLoopRunning,
+        LoopError::NoRunningLoop,
+    ] {
         assert!(!error.to_string().is_empty());
         let io: std::io::Error = error.into();
         assert_eq!(io.kind(), std::io::ErrorKind::Other);

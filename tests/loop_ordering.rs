@@ -93,7 +93,9 @@ fn earlier_deadlines_fire_first_whatever_the_scheduling_order() {
     // Scheduled in a scrambled order; all due at once, so one iteration runs them all.
     for micros in [7u64, 3, 9, 0, 5, 1, 8, 2, 6, 4] {
         let order = order.clone();
-        event_loop.call_at(base + Duration::from_micros(micros), move || order.borrow_mut().push(micros)).unwrap();
+        event_loop
+            .call_at(base + Duration::from_micros(micros), move || order.borrow_mut().push(micros))
+            .unwrap();
     }
     event_loop.run_once().unwrap();
     assert_eq!(*order.borrow(), (0..10).collect::<Vec<_>>());
@@ -251,7 +253,8 @@ fn due_timer_cancelled_by_an_earlier_callback_in_the_same_iteration_does_not_run
             })
             .unwrap();
     }
-    *victim.borrow_mut() = Some(event_loop.call_at(base + Duration::from_micros(1), push(&order, "victim")).unwrap());
+    *victim.borrow_mut() =
+        Some(event_loop.call_at(base + Duration::from_micros(1), push(&order, "victim")).unwrap());
     event_loop.call_at(base + Duration::from_micros(2), push(&order, "after")).unwrap();
     // Both are due: one iteration moves all three to the ready queue, then runs them.
     event_loop.run_once().unwrap();
@@ -300,7 +303,10 @@ fn stats_count_what_happened() {
     let far = event_loop.call_later(Duration::from_secs(3600), bump(&ran)).unwrap();
     let far2 = event_loop.call_later(Duration::from_secs(3600), bump(&ran)).unwrap();
     far.cancel();
-    assert_eq!(event_loop.stats(), evloop::LoopStats { timers_scheduled: 4, timers_cancelled: 1, ..Default::default() });
+    assert_eq!(
+        event_loop.stats(),
+        evloop::LoopStats { timers_scheduled: 4, timers_cancelled: 1, ..Default::default() }
+    );
 
     event_loop.run_once().unwrap();
     assert_eq!(ran.get(), 5);
@@ -333,7 +339,11 @@ fn many_cancelled_timers_are_compacted_and_the_rest_still_fire_in_order() {
     let mut handles = Vec::new();
     for i in 0..300u64 {
         let order = order.clone();
-        handles.push(event_loop.call_at(base + Duration::from_micros(i % 7), move || order.borrow_mut().push(i)).unwrap());
+        handles.push(
+            event_loop
+                .call_at(base + Duration::from_micros(i % 7), move || order.borrow_mut().push(i))
+                .unwrap(),
+        );
     }
     for (i, handle) in handles.iter().enumerate() {
         if i % 3 != 0 {

@@ -114,7 +114,8 @@ fn a_call_from_another_thread_wakes_a_blocked_loop() {
     let ran_on_loop = Arc::new(AtomicBool::new(false));
     let barrier = Arc::new(Barrier::new(2));
     // "pid/task/tid" of the loop thread, so the other thread can watch it fall asleep.
-    let me = std::fs::read_link("/proc/thread-self").ok().and_then(|p| Some(p.file_name()?.to_str()?.to_owned()));
+    let me =
+        std::fs::read_link("/proc/thread-self").ok().and_then(|p| Some(p.file_name()?.to_str()?.to_owned()));
     let (done_tx, done_rx) = mpsc::channel::<()>();
     let caller = {
         let (barrier, ran_on_loop) = (barrier.clone(), ran_on_loop.clone());
@@ -207,7 +208,8 @@ fn calls_after_close_fail_from_any_thread() {
     assert!(remote.is_closed());
     assert!(matches!(remote.call_soon_threadsafe(|| {}), Err(LoopError::Closed)));
     assert!(matches!(event_loop.call_soon_threadsafe(|| {}), Err(LoopError::Closed)));
-    let from_thread = std::thread::spawn(move || matches!(clone.call_soon_threadsafe(|| {}), Err(LoopError::Closed)));
+    let from_thread =
+        std::thread::spawn(move || matches!(clone.call_soon_threadsafe(|| {}), Err(LoopError::Closed)));
     assert!(from_thread.join().unwrap());
 }
 

@@ -39,7 +39,9 @@ where
 ///
 /// # Panics
 /// Outside a running loop.
-pub async fn gather_return_exceptions<F>(futures: impl IntoIterator<Item = F>) -> Vec<Result<F::Output, TaskError>>
+pub async fn gather_return_exceptions<F>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<Result<F::Output, TaskError>>
 where
     F: Future + 'static,
     F::Output: 'static,

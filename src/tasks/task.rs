@@ -98,6 +98,7 @@ enum State {
 pub(crate) struct TaskCore {
     event_loop: EventLoop,
     id: Cell<Option<TaskId>>,
+    number: u64,
     name: RefCell<Option<String>>,
     created_at: &'static Location<'static>,
     cancel_requested: Cell<bool>,
@@ -115,6 +116,7 @@ impl TaskCore {
         TaskCore {
             event_loop,
             id: Cell::new(None),
+            number: NEXT_TASK_NUMBER.with(|n| n.replace(n.get() + 1)),
             name: RefCell::new(None),
             created_at,
             cancel_requested: Cell::new(false),
@@ -238,12 +240,7 @@ impl TaskCore {
     }
 
     fn name(&self) -> String {
-        let mut name = self.name.borrow_mut();
-        name.get_or_insert_with(|| {
-            let number = NEXT_TASK_NUMBER.with(|n| n.replace(n.get() + 1));
-            format!("Task-{number}")
-        })
-        .clone()
+        self.name.borrow().clone().unwrap_or_else(|| format!("Task-{}", self.number))
     }
 }
 
@@ -252,7 +249,7 @@ impl Drop for TaskCore {
     /// the loop's exception handler when the last reference to the task goes away.
     fn drop(&mut self) {
         if let State::Done(Err(TaskError::Panicked(message))) = &*self.state.borrow() {
-            let name = self.name.borrow().clone().unwrap_or_else(|| "a task".to_string());
+            let name = self.name();
             self.event_loop.call_exception_handler(&ExceptionContext {
                 message: format!("{name} panicked and its outcome was never retrieved"),
                 exception: Some(message.clone()),
@@ -510,5 +507,10 @@ pub fn all_tasks() -> Vec<TaskRef> {
 }
 
 pub(crate) fn tasks_of(event_loop: &EventLoop) -> Vec<TaskRef> {
-    event_loop.task_owners().into_iter().filter_map(|owner| owner.downcast::<TaskCore>().ok()).map(|core| TaskRef { core }).collect()
+    event_loop
+        .task_owners()
+        .into_iter()
+        .filter_map(|owner| owner.downcast::<TaskCore>().ok())
+        .map(|core| TaskRef { core })
+        .collect()
 }

@@ -1,0 +1,347 @@
+//! `Queue`, `LifoQueue` and `PriorityQueue`: asyncio's queues for coroutines.
+//!
+//! Items are handed over directly: a `put` with getters waiting gives the item to the
+//! longest-waiting getter, and a `get` that frees room takes the item of the longest-
+//! waiting putter into the queue. A getter cancelled after it was handed an item gives
+//! the item back (to the next getter, or to the front of the queue), so no item is lost.
+
+use std::cell::Cell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::rc::Rc;
+use std::task::Poll;
+
+use super::event::Event;
+use super::semaphore::ValueError;
+use super::waiters::{WaitQueue, Waiter};
+
+/// The order in which a queue hands out its items.
+pub trait Order<T> {
+    /// Where the items wait.
+    type Buffer: Default;
+    /// Adds an item.
+    fn push(buffer: &mut Self::Buffer, item: T);
+    /// Takes the next item.
+    fn pop(buffer: &mut Self::Buffer) -> Option<T>;
+    /// Puts back an item a cancelled getter was given, where `pop` finds it first.
+    fn unpop(buffer: &mut Self::Buffer, item: T);
+    /// Number of items.
+    fn len(buffer: &Self::Buffer) -> usize;
+}
+
+/// First in, first out (asyncio's `Queue`).
+#[derive(Debug)]
+pub struct Fifo;
+/// Last in, first out (asyncio's `LifoQueue`).
+#[derive(Debug)]
+pub struct Lifo;
+/// Smallest first (asyncio's `PriorityQueue`).
+#[derive(Debug)]
+pub struct Priority;
+
+impl<T> Order<T> for Fifo {
+    type Buffer = VecDeque<T>;
+    fn push(buffer: &mut VecDeque<T>, item: T) {
+        buffer.push_back(item)
+    }
+    fn pop(buffer: &mut VecDeque<T>) -> Option<T> {
+        buffer.pop_front()
+    }
+    fn unpop(buffer: &mut VecDeque<T>, item: T) {
+        buffer.push_front(item)
+    }
+    fn len(buffer: &VecDeque<T>) -> usize {
+        buffer.len()
+    }
+}
+
+impl<T> Order<T> for Lifo {
+    type Buffer = Vec<T>;
+    fn push(buffer: &mut Vec<T>, item: T) {
+        buffer.push(item)
+    }
+    fn pop(buffer: &mut Vec<T>) -> Option<T> {
+        buffer.pop()
+    }
+    fn unpop(buffer: &mut Vec<T>, item: T) {
+        buffer.push(item)
+    }
+    fn len(buffer: &Vec<T>) -> usize {
+        buffer.len()
+    }
+}
+
+impl<T: Ord> Order<T> for Priority {
+    type Buffer = BinaryHeap<Reverse<T>>;
+    fn push(buffer: &mut BinaryHeap<Reverse<T>>, item: T) {
+        buffer.push(Reverse(item))
+    }
+    fn pop(buffer: &mut BinaryHeap<Reverse<T>>) -> Option<T> {
+        buffer.pop().map(|Reverse(item)| item)
+    }
+    fn unpop(buffer: &mut BinaryHeap<Reverse<T>>, item: T) {
+        buffer.push(Reverse(item))
+    }
+    fn len(buffer: &BinaryHeap<Reverse<T>>) -> usize {
+        buffer.len()
+    }
+}
+
+/// `put_nowait` on a full queue; the item comes back (asyncio's `QueueFull`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct QueueFull<T>(pub T);
+
+impl<T> fmt::Display for QueueFull<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("queue is full")
+    }
+}
+
+impl<T: fmt::Debug> std::error::Error for QueueFull<T> {}
+
+/// `get_nowait` on an empty queue (asyncio's `QueueEmpty`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueEmpty;
+
+impl fmt::Display for QueueEmpty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("queue is empty")
+    }
+}
+
+impl std::error::Error for QueueEmpty {}
+
+enum GetSlot<T> {
+    Waiting,
+    Given(T),
+}
+
+enum PutSlot<T> {
+    Offering(T),
+    Taken,
+}
+
+/// A queue for coroutines (asyncio's `asyncio.Queue`); `O` picks the order:
+/// [`Fifo`] (the default), [`Lifo`] ([`LifoQueue`]) or [`Priority`] ([`PriorityQueue`]).
+///
+/// ```
+/// let queue = evloop::sync::Queue::new(0);
+/// evloop::run(async move {
+///     queue.put(1).await;
+///     queue.put_nowait(2).unwrap();
+///     assert_eq!(queue.get().await, 1);
+///     assert_eq!(queue.get_nowait(), Ok(2));
+/// })?;
+/// # Ok::<(), evloop::RunError>(())
+/// ```
+pub struct Queue<T, O: Order<T> = Fifo> {
+    maxsize: usize,
+    buffer: std::cell::RefCell<O::Buffer>,
+    getters: WaitQueue<GetSlot<T>>,
+    putters: WaitQueue<PutSlot<T>>,
+    unfinished: Cell<usize>,
+    finished: Event,
+}
+
+/// Last in, first out (asyncio's `asyncio.LifoQueue`).
+pub type LifoQueue<T> = Queue<T, Lifo>;
+
+/// Smallest item first (asyncio's `asyncio.PriorityQueue`); use `(priority, item)` tuples
+/// to attach priorities.
+pub type PriorityQueue<T> = Queue<T, Priority>;
+
+impl<T: 'static, O: Order<T>> Queue<T, O> {
+    /// A queue holding at most `maxsize` items; 0 means no limit, as in asyncio.
+    pub fn new(maxsize: usize) -> Queue<T, O> {
+        let finished = Event::new();
+        finished.set();
+        Queue {
+            maxsize,
+            buffer: Default::default(),
+            getters: WaitQueue::default(),
+            putters: WaitQueue::default(),
+            unfinished: Cell::new(0),
+            finished,
+        }
+    }
+
+    /// The size limit, 0 for none (asyncio's `Queue.maxsize`).
+    pub fn maxsize(&self) -> usize {
+        self.maxsize
+    }
+
+    /// Items in the queue (asyncio's `Queue.qsize`).
+    pub fn qsize(&self) -> usize {
+        O::len(&self.buffer.borrow())
+    }
+
+    /// True if there are no items (asyncio's `Queue.empty`).
+    pub fn empty(&self) -> bool {
+        self.qsize() == 0
+    }
+
+    /// True if `put` would wait (asyncio's `Queue.full`).
+    pub fn full(&self) -> bool {
+        self.maxsize > 0 && self.qsize() >= self.maxsize
+    }
+
+    /// Puts `item` without waiting, or gives it back if the queue is full (asyncio's
+    /// `Queue.put_nowait`).
+    pub fn put_nowait(&self, item: T) -> Result<(), QueueFull<T>> {
+        if self.full() && self.getters.is_empty() {
+            return Err(QueueFull(item));
+        }
+        self.count_new_item();
+        self.offer(item);
+        Ok(())
+    }
+
+    /// Puts `item`, waiting for room if the queue is full (asyncio's `Queue.put`).
+    /// Cancelled while waiting, the item is not put.
+    pub async fn put(&self, item: T) {
+        let item = match self.put_nowait(item) {
+            Ok(()) => return,
+            Err(QueueFull(item)) => item,
+        };
+        let parked = ParkedPut { queue: self, waiter: self.putters.push(PutSlot::Offering(item)) };
+        poll_fn(|cx| {
+            if matches!(*parked.waiter.state.borrow(), PutSlot::Taken) {
+                return Poll::Ready(());
+            }
+            parked.waiter.register(cx);
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Takes an item without waiting (asyncio's `Queue.get_nowait`).
+    pub fn get_nowait(&self) -> Result<T, QueueEmpty> {
+        let item = O::pop(&mut self.buffer.borrow_mut()).ok_or(QueueEmpty)?;
+        self.admit_putter();
+        Ok(item)
+    }
+
+    /// Takes an item, waiting for one if the queue is empty (asyncio's `Queue.get`).
+    pub fn get(&self) -> impl Future<Output = T> + '_ {
+        let mut parked: Option<ParkedGet<'_, T, O>> = None;
+        poll_fn(move |cx| {
+            if parked.is_none() {
+                if let Ok(item) = self.get_nowait() {
+                    return Poll::Ready(item);
+                }
+                parked = Some(ParkedGet { queue: self, waiter: self.getters.push(GetSlot::Waiting) });
+            }
+            let waiter = &parked.as_ref().expect("parked above").waiter;
+            let given = std::mem::replace(&mut *waiter.state.borrow_mut(), GetSlot::Waiting);
+            match given {
+                GetSlot::Given(item) => {
+                    parked = None;
+                    Poll::Ready(item)
+                }
+                GetSlot::Waiting => {
+                    waiter.register(cx);
+                    Poll::Pending
+                }
+            }
+        })
+    }
+
+    /// Marks one item taken earlier as processed (asyncio's `Queue.task_done`); an error
+    /// if called more times than items were put.
+    pub fn task_done(&self) -> Result<(), ValueError> {
+        match self.unfinished.get() {
+            0 => Err(ValueError("task_done() called too many times")),
+            1 => {
+                self.unfinished.set(0);
+                self.finished.set();
+                Ok(())
+            }
+            n => {
+                self.unfinished.set(n - 1);
+                Ok(())
+            }
+        }
+    }
+
+    /// Waits until every item put has been marked done (asyncio's `Queue.join`).
+    pub async fn join(&self) {
+        if self.unfinished.get() > 0 {
+            self.finished.wait().await;
+        }
+    }
+
+    fn count_new_item(&self) {
+        self.unfinished.set(self.unfinished.get() + 1);
+        self.finished.clear();
+    }
+
+    /// Hands `item` to the longest-waiting getter, or stores it.
+    fn offer(&self, item: T) {
+        match self.getters.pop_front() {
+            Some(getter) => getter.grant(GetSlot::Given(item)),
+            None => O::push(&mut self.buffer.borrow_mut(), item),
+        }
+    }
+
+    /// After an item left: moves the longest-waiting putter's item in, if there is room.
+    fn admit_putter(&self) {
+        if self.full() {
+            return;
+        }
+        if let Some(putter) = self.putters.pop_front() {
+            let offered = std::mem::replace(&mut *putter.state.borrow_mut(), PutSlot::Taken);
+            if let PutSlot::Offering(item) = offered {
+                self.count_new_item();
+                O::push(&mut self.buffer.borrow_mut(), item);
+            }
+            putter.grant(PutSlot::Taken);
+        }
+    }
+}
+
+/// A `get` waiting in the queue; on drop it leaves, or gives back an item it was handed.
+struct ParkedGet<'a, T: 'static, O: Order<T>> {
+    queue: &'a Queue<T, O>,
+    waiter: Rc<Waiter<GetSlot<T>>>,
+}
+
+impl<T: 'static, O: Order<T>> Drop for ParkedGet<'_, T, O> {
+    fn drop(&mut self) {
+        let slot = std::mem::replace(&mut *self.waiter.state.borrow_mut(), GetSlot::Waiting);
+        match slot {
+            GetSlot::Given(item) => match self.queue.getters.pop_front() {
+                Some(next) => next.grant(GetSlot::Given(item)),
+                None => O::unpop(&mut self.queue.buffer.borrow_mut(), item),
+            },
+            GetSlot::Waiting => {
+                self.queue.getters.remove(&self.waiter);
+            }
+        }
+    }
+}
+
+/// A `put` waiting for room; dropped before its item was taken, it leaves the queue and
+/// the item is not put.
+struct ParkedPut<'a, T: 'static, O: Order<T>> {
+    queue: &'a Queue<T, O>,
+    waiter: Rc<Waiter<PutSlot<T>>>,
+}
+
+impl<T: 'static, O: Order<T>> Drop for ParkedPut<'_, T, O> {
+    fn drop(&mut self) {
+        self.queue.putters.remove(&self.waiter);
+    }
+}
+
+impl<T, O: Order<T>> fmt::Debug for Queue<T, O> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("qsize", &O::len(&self.buffer.borrow()))
+            .field("maxsize", &self.maxsize)
+            .field("getters", &self.getters.len())
+            .field("putters", &self.putters.len())
+            .finish()
+    }
+}
