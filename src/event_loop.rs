@@ -22,7 +22,6 @@ mod stats;
 mod task_slab;
 mod wake;
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -31,7 +30,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 pub use exception::{default_exception_handler, panic_message, ExceptionContext};
@@ -44,10 +43,10 @@ use self::fd_callbacks::{FdCallbacks, Side};
 use self::handle::Callback;
 use self::remote::{Injected, RemoteShared};
 use self::stats::{add, StatCounters};
-pub(crate) use self::task_slab::ErasedFuture;
+pub(crate) use self::task_slab::Schedulable;
 use self::task_slab::TaskSlab;
 use crate::selector::Interest;
-use crate::timer::TimerHeap;
+use crate::timer::{TimerHeap, TimerKey};
 
 /// While callbacks are always ready, the loop still polls for I/O (a zero-timeout
 /// `epoll_wait`) once at least this many callbacks and task steps have run since the last
@@ -111,6 +110,13 @@ enum Runnable {
     Task(TaskId),
 }
 
+/// What a timer does when it comes due: run a callback (`call_at`), or wake a waker
+/// (`sleep`: no callback is allocated, the waker is stored in the entry itself).
+enum TimerAction {
+    Callback(Rc<dyn Callback>),
+    Wake(Waker),
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum RunState {
     Idle,
@@ -123,7 +129,7 @@ type ExceptionHandler = Rc<dyn Fn(&ExceptionContext)>;
 pub(crate) struct LoopInner {
     id: u16,
     ready: RefCell<VecDeque<Runnable>>,
-    timers: TimerHeap<Rc<dyn Callback>>,
+    timers: TimerHeap<TimerAction>,
     fds: RefCell<FdCallbacks>,
     tasks: RefCell<TaskSlab>,
     remote: Arc<RemoteShared>,
@@ -228,9 +234,23 @@ impl EventLoop {
     fn schedule_timer(&self, when: Instant, callback: Rc<dyn Callback>) -> Result<TimerHandle, LoopError> {
         self.check_open()?;
         callback.state().set_in_timer_heap(true);
-        self.inner.timers.push(when, callback.clone());
+        let key = self.inner.timers.push(when, TimerAction::Callback(callback.clone()));
         add(&self.inner.stats.timers_scheduled, 1);
-        Ok(TimerHandle::new(callback, when, Rc::downgrade(&self.inner)))
+        Ok(TimerHandle::new(callback, key, when, Rc::downgrade(&self.inner)))
+    }
+
+    /// Wakes `waker` at loop time `when` (what `sleep` is built on: cheaper than a
+    /// callback, as nothing is allocated). Cancel with [`cancel_wake`](Self::cancel_wake)
+    /// only while `time() < when`, when the timer is certainly still queued.
+    pub(crate) fn wake_at(&self, when: Instant, waker: Waker) -> Result<TimerKey, LoopError> {
+        self.check_open()?;
+        add(&self.inner.stats.timers_scheduled, 1);
+        Ok(self.inner.timers.push(when, TimerAction::Wake(waker)))
+    }
+
+    /// Cancels a [`wake_at`](Self::wake_at) timer that has not fired.
+    pub(crate) fn cancel_wake(&self, key: TimerKey) {
+        self.inner.cancel_timer(key);
     }
 
     /// A handle other threads can use to schedule callbacks on this loop
@@ -344,11 +364,12 @@ impl EventLoop {
         let fd_callbacks = inner.fds.borrow_mut().clear();
         drop((injected, ready, timers, fd_callbacks));
         loop {
-            let next = inner.tasks.borrow().ids().into_iter().next();
+            let next = inner.tasks.borrow().any_id();
             let Some(id) = next else { break };
-            let future = inner.tasks.borrow_mut().take_for_poll(id);
-            let owner = inner.tasks.borrow_mut().remove(id);
-            drop((future, owner));
+            let task = inner.tasks.borrow_mut().remove(id);
+            if let Some(task) = task {
+                task.abandon();
+            }
         }
         Ok(())
     }
@@ -398,12 +419,11 @@ impl EventLoop {
         }
     }
 
-    /// Stores a task's coroutine and schedules its first step, as asyncio's `Task.__init__`
-    /// does with `call_soon`. `owner` is the task layer's record of the task, handed back
-    /// by [`current_task_owner`](Self::current_task_owner) and [`task_owners`](Self::task_owners).
-    pub(crate) fn spawn_task(&self, future: ErasedFuture, owner: Rc<dyn Any>) -> Result<TaskId, LoopError> {
+    /// Stores a task and schedules its first step, as asyncio's `Task.__init__` does with
+    /// `call_soon`.
+    pub(crate) fn spawn_task(&self, task: Rc<dyn Schedulable>) -> Result<TaskId, LoopError> {
         self.check_open()?;
-        let id = self.inner.tasks.borrow_mut().insert(future, owner);
+        let id = self.inner.tasks.borrow_mut().insert(task);
         add(&self.inner.stats.tasks_spawned, 1);
         self.inner.wake_task(id);
         Ok(id)
@@ -414,15 +434,15 @@ impl EventLoop {
         self.inner.wake_task(id);
     }
 
-    /// The record of the task whose step is running now, if any.
-    pub(crate) fn current_task_owner(&self) -> Option<Rc<dyn Any>> {
+    /// The task whose step is running now, if any.
+    pub(crate) fn current_task(&self) -> Option<Rc<dyn Schedulable>> {
         let id = self.inner.current_task.get()?;
-        self.inner.tasks.borrow().owner(id)
+        self.inner.tasks.borrow().get(id)
     }
 
-    /// The records of all tasks not yet finished.
-    pub(crate) fn task_owners(&self) -> Vec<Rc<dyn Any>> {
-        self.inner.tasks.borrow().owners()
+    /// All tasks not yet finished.
+    pub(crate) fn all_tasks(&self) -> Vec<Rc<dyn Schedulable>> {
+        self.inner.tasks.borrow().all()
     }
 
     /// Number of tasks not yet finished.
@@ -459,14 +479,16 @@ impl EventLoop {
     fn iterate(&self) -> Result<(), LoopError> {
         let inner = &*self.inner;
         add(&inner.stats.iterations, 1);
-        drop(inner.timers.compact_if_worthwhile());
+        if inner.timers.worth_compacting() {
+            drop(inner.timers.compact());
+        }
         self.take_injected();
         let has_ready = !inner.ready.borrow().is_empty();
         if !has_ready || inner.work_since_select.get() >= POLL_IO_EVERY {
             let timeout = self.select_timeout(has_ready);
             self.select(timeout)?;
+            self.take_injected();
         }
-        self.take_injected();
         self.fire_due_timers();
         let ntodo = inner.ready.borrow().len();
         add(&inner.work_since_select, ntodo as u64);
@@ -508,7 +530,14 @@ impl EventLoop {
     }
 
     /// Moves what other threads sent (callbacks, task wake-ups) onto the ready queue.
+    #[inline]
     fn take_injected(&self) {
+        if self.inner.remote.has_pending() {
+            self.move_injected();
+        }
+    }
+
+    fn move_injected(&self) {
         let inner = &*self.inner;
         let mut injected = std::mem::take(&mut *inner.injected.borrow_mut());
         if inner.remote.take(&mut injected) {
@@ -531,13 +560,16 @@ impl EventLoop {
         }
         let now = self.time();
         let mut cancelled = Vec::new();
-        let mut ready = inner.ready.borrow_mut();
-        while let Some(callback) = inner.timers.pop_due(now, &mut cancelled) {
-            callback.state().set_in_timer_heap(false);
-            ready.push_back(Runnable::Callback(callback));
+        while let Some(action) = inner.timers.pop_due(now, &mut cancelled) {
             add(&inner.stats.timers_fired, 1);
+            match action {
+                TimerAction::Callback(callback) => {
+                    callback.state().set_in_timer_heap(false);
+                    inner.ready.borrow_mut().push_back(Runnable::Callback(callback));
+                }
+                TimerAction::Wake(waker) => waker.wake(),
+            }
         }
-        drop(ready);
         drop(cancelled);
     }
 
@@ -563,26 +595,24 @@ impl EventLoop {
     /// One step of a task: poll its coroutine once with a waker that names it.
     fn run_task(&self, id: TaskId) {
         let inner = &*self.inner;
-        let Some(mut future) = inner.tasks.borrow_mut().take_for_poll(id) else {
+        let Some(task) = inner.tasks.borrow_mut().take_for_step(id) else {
             return;
         };
         add(&inner.stats.task_polls, 1);
         let waker = wake::task_waker(inner.id, id);
         let previous = inner.current_task.replace(Some(id));
         let started = inner.debug.get().then(Instant::now);
-        let outcome =
-            catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut Context::from_waker(&waker))));
+        let outcome = catch_unwind(AssertUnwindSafe(|| task.step(&mut Context::from_waker(&waker))));
         inner.current_task.set(previous);
         if let Some(started) = started {
             self.warn_if_slow("task step", started, Location::caller());
         }
         if let Ok(Poll::Pending) = outcome {
-            inner.tasks.borrow_mut().put_back(id, future);
             return;
         }
-        let owner = inner.tasks.borrow_mut().remove(id);
+        let removed = inner.tasks.borrow_mut().remove(id);
         add(&inner.stats.tasks_finished, 1);
-        drop((future, owner));
+        drop((task, removed));
         if let Err(payload) = outcome {
             self.call_exception_handler(&ExceptionContext {
                 message: "task panicked".to_string(),
@@ -601,9 +631,9 @@ impl EventLoop {
 }
 
 impl LoopInner {
-    /// Reports one cancelled timer to the heap (asyncio's `_timer_handle_cancelled`).
-    fn timer_cancelled(&self) {
-        self.timers.note_cancelled();
+    /// Cancels a timer still in the heap (asyncio's `_timer_handle_cancelled`).
+    fn cancel_timer(&self, key: TimerKey) {
+        self.timers.cancel(key);
         add(&self.stats.timers_cancelled, 1);
     }
 

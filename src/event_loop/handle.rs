@@ -12,7 +12,7 @@ use std::rc::{Rc, Weak};
 use std::time::Instant;
 
 use super::LoopInner;
-use crate::timer::TimerItem;
+use crate::timer::TimerKey;
 
 /// A callback as the loop stores it: run it, cancel it, ask where it came from.
 pub(crate) trait Callback {
@@ -50,6 +50,10 @@ impl CallbackState {
 
     pub(crate) fn set_in_timer_heap(&self, in_heap: bool) {
         self.in_timer_heap.set(in_heap);
+    }
+
+    pub(crate) fn in_timer_heap(&self) -> bool {
+        self.in_timer_heap.get()
     }
 }
 
@@ -98,12 +102,6 @@ pub(crate) fn repeating(f: impl FnMut() + 'static, origin: &'static Location<'st
     Rc::new(RepeatingCallback { state: CallbackState::new(origin), f: RefCell::new(f) })
 }
 
-impl TimerItem for Rc<dyn Callback> {
-    fn is_cancelled(&self) -> bool {
-        self.state().is_cancelled()
-    }
-}
-
 /// A callback scheduled with [`EventLoop::call_soon`](crate::EventLoop::call_soon)
 /// (asyncio's `asyncio.Handle`). Dropping it does not cancel the callback.
 #[derive(Clone)]
@@ -150,22 +148,28 @@ impl fmt::Debug for Handle {
 #[derive(Clone)]
 pub struct TimerHandle {
     callback: Rc<dyn Callback>,
+    key: TimerKey,
     when: Instant,
     event_loop: Weak<LoopInner>,
 }
 
 impl TimerHandle {
-    pub(crate) fn new(callback: Rc<dyn Callback>, when: Instant, event_loop: Weak<LoopInner>) -> TimerHandle {
-        TimerHandle { callback, when, event_loop }
+    pub(crate) fn new(
+        callback: Rc<dyn Callback>,
+        key: TimerKey,
+        when: Instant,
+        event_loop: Weak<LoopInner>,
+    ) -> TimerHandle {
+        TimerHandle { callback, key, when, event_loop }
     }
 
     /// Cancels the timer if it has not fired yet (asyncio's `TimerHandle.cancel`). O(1):
     /// the heap entry is discarded lazily, and the heap compacted when mostly cancelled.
     pub fn cancel(&self) {
         let state = self.callback.state();
-        if state.cancel() && state.in_timer_heap.get() {
+        if state.cancel() && state.in_timer_heap() {
             if let Some(inner) = self.event_loop.upgrade() {
-                inner.timer_cancelled();
+                inner.cancel_timer(self.key);
             }
         }
     }

@@ -67,10 +67,16 @@ impl RemoteShared {
         Ok(())
     }
 
+    /// True if something was pushed since the last [`take`](Self::take): one atomic load,
+    /// what the loop pays per iteration when no other thread talks to it.
+    pub(crate) fn has_pending(&self) -> bool {
+        self.notified.load(Ordering::Acquire)
+    }
+
     /// Moves everything queued into `into` (which should be empty); true if anything was
-    /// notified since the last call. Cheap when nothing was: one atomic load.
+    /// notified since the last call.
     pub(crate) fn take(&self, into: &mut Vec<Injected>) -> bool {
-        if !self.notified.load(Ordering::Acquire) || !self.notified.swap(false, Ordering::AcqRel) {
+        if !self.notified.swap(false, Ordering::AcqRel) {
             return false;
         }
         let _ = self.eventfd.drain();

@@ -1,18 +1,26 @@
-//! Where the loop keeps the coroutines of its tasks: a slab of type-erased futures indexed
-//! by [`TaskId`]. Waking a task puts its id, a plain 8-byte value, on the ready queue; the
-//! loop looks the future up here when the id comes round.
+//! Where the loop keeps its tasks: a slab indexed by [`TaskId`]. Waking a task puts its
+//! id, a plain 8-byte value, on the ready queue; the loop looks the task up here when the
+//! id comes round.
 //!
 //! A slot is reused after its task finishes, with its generation bumped, so a stale id or
 //! waker for the old task finds nothing to wake. A `queued` flag keeps a task on the ready
 //! queue at most once however often it is woken.
 
 use std::any::Any;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
-/// A task's coroutine as the loop sees it: something to poll until it returns `()`.
-pub(crate) type ErasedFuture = Pin<Box<dyn Future<Output = ()>>>;
+/// A task as the loop drives it. The task layer implements it; the loop only steps it.
+pub(crate) trait Schedulable {
+    /// Runs one step of the task's coroutine; `Ready` once the task is finished.
+    /// Must not panic (the task layer catches its coroutine's panics).
+    fn step(&self, cx: &mut Context<'_>) -> Poll<()>;
+    /// Drops the coroutine without running it (the loop is closing).
+    fn abandon(&self);
+    /// The task layer's record of this task (name, state), for `current_task` and
+    /// `all_tasks`.
+    fn header(&self) -> &dyn Any;
+}
 
 /// Identifies a task of one loop: a slab slot and the generation of its current occupant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -36,10 +44,8 @@ impl TaskId {
 
 struct Slot {
     generation: u32,
-    live: bool,
     queued: bool,
-    future: Option<ErasedFuture>,
-    owner: Option<Rc<dyn Any>>,
+    task: Option<Rc<dyn Schedulable>>,
 }
 
 /// The tasks of one loop.
@@ -51,38 +57,30 @@ pub(crate) struct TaskSlab {
 }
 
 impl TaskSlab {
-    /// Stores a new task's coroutine and `owner` (the task layer's record of it).
-    pub(crate) fn insert(&mut self, future: ErasedFuture, owner: Rc<dyn Any>) -> TaskId {
+    /// Stores a new task; it is not queued yet.
+    pub(crate) fn insert(&mut self, task: Rc<dyn Schedulable>) -> TaskId {
         self.live += 1;
         let slot = match self.free.pop() {
             Some(slot) => slot,
             None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    live: false,
-                    queued: false,
-                    future: None,
-                    owner: None,
-                });
+                self.slots.push(Slot { generation: 0, queued: false, task: None });
                 (self.slots.len() - 1) as u32
             }
         };
         let entry = &mut self.slots[slot as usize];
-        entry.live = true;
         entry.queued = false;
-        entry.future = Some(future);
-        entry.owner = Some(owner);
+        entry.task = Some(task);
         TaskId { slot, generation: entry.generation }
     }
 
     fn slot_mut(&mut self, id: TaskId) -> Option<&mut Slot> {
         self.slots
             .get_mut(id.slot as usize)
-            .filter(|s| s.live && (s.generation & 0xFFFF) == (id.generation & 0xFFFF))
+            .filter(|s| s.task.is_some() && (s.generation & 0xFFFF) == (id.generation & 0xFFFF))
     }
 
-    /// Marks the task queued; true if the caller should put it on the ready queue (it is
-    /// alive and not queued already).
+    /// Marks the task queued; returns its full id if the caller should put it on the
+    /// ready queue (it is alive and was not queued already).
     pub(crate) fn mark_queued(&mut self, id: TaskId) -> Option<TaskId> {
         let slot = self.slot_mut(id)?;
         if slot.queued {
@@ -92,50 +90,40 @@ impl TaskSlab {
         Some(TaskId { slot: id.slot, generation: slot.generation })
     }
 
-    /// Takes the coroutine out for a poll (the slab is not borrowed while it runs).
-    /// `None` if the task is gone or is being polled already.
-    pub(crate) fn take_for_poll(&mut self, id: TaskId) -> Option<ErasedFuture> {
+    /// The task to step now, with its `queued` flag cleared so that a wake during the
+    /// step queues it again. `None` if it is gone.
+    pub(crate) fn take_for_step(&mut self, id: TaskId) -> Option<Rc<dyn Schedulable>> {
         let slot = self.slot_mut(id)?;
         slot.queued = false;
-        slot.future.take()
+        slot.task.clone()
     }
 
-    /// Puts a coroutine back after a poll that returned `Pending`.
-    pub(crate) fn put_back(&mut self, id: TaskId, future: ErasedFuture) {
-        if let Some(slot) = self.slot_mut(id) {
-            slot.future = Some(future);
-        }
-    }
-
-    /// Frees the task's slot; returns its owner record for the caller to drop.
-    pub(crate) fn remove(&mut self, id: TaskId) -> Option<Rc<dyn Any>> {
+    /// Frees a finished task's slot; returns the task for the caller to drop.
+    pub(crate) fn remove(&mut self, id: TaskId) -> Option<Rc<dyn Schedulable>> {
         let slot = self.slot_mut(id)?;
-        slot.live = false;
         slot.queued = false;
         slot.generation = slot.generation.wrapping_add(1);
-        let owner = slot.owner.take();
+        let task = slot.task.take();
         self.free.push(id.slot);
         self.live -= 1;
-        owner
+        task
     }
 
-    /// The owner record of a live task.
-    pub(crate) fn owner(&self, id: TaskId) -> Option<Rc<dyn Any>> {
+    /// The task with this id, if it is alive.
+    pub(crate) fn get(&self, id: TaskId) -> Option<Rc<dyn Schedulable>> {
         let slot = self.slots.get(id.slot as usize)?;
-        (slot.live && slot.generation == id.generation).then(|| slot.owner.clone()).flatten()
+        (slot.generation == id.generation).then(|| slot.task.clone()).flatten()
     }
 
-    /// The owner records of all live tasks.
-    pub(crate) fn owners(&self) -> Vec<Rc<dyn Any>> {
-        self.slots.iter().filter(|s| s.live).filter_map(|s| s.owner.clone()).collect()
+    /// All live tasks.
+    pub(crate) fn all(&self) -> Vec<Rc<dyn Schedulable>> {
+        self.slots.iter().filter_map(|s| s.task.clone()).collect()
     }
 
-    /// The ids of all live tasks.
-    pub(crate) fn ids(&self) -> Vec<TaskId> {
-        (0..self.slots.len() as u32)
-            .filter(|&slot| self.slots[slot as usize].live)
-            .map(|slot| TaskId { slot, generation: self.slots[slot as usize].generation })
-            .collect()
+    /// The id of some live task, if any.
+    pub(crate) fn any_id(&self) -> Option<TaskId> {
+        let slot = self.slots.iter().position(|s| s.task.is_some())?;
+        Some(TaskId { slot: slot as u32, generation: self.slots[slot].generation })
     }
 
     /// Number of live tasks.

@@ -33,7 +33,7 @@ use super::task::{Task, TaskError};
 pub fn as_completed<T: 'static>(tasks: Vec<Task<T>>) -> AsCompleted<T> {
     let completions = Completions::new();
     for (index, task) in tasks.iter().enumerate() {
-        completions.watch(index, task.core());
+        completions.watch(index, task.header());
     }
     let remaining = tasks.len();
     AsCompleted { tasks, completions, remaining }

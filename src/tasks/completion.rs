@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::rc::{Rc, Weak};
 use std::task::{Context, Poll, Waker};
 
-use super::task::TaskCore;
+use super::task::TaskHeader;
 
 #[derive(Default)]
 pub(crate) struct Completions {
@@ -24,7 +24,7 @@ impl Completions {
     }
 
     /// Reports `index` here when `task` finishes (at once if it has).
-    pub(crate) fn watch(self: &Rc<Self>, index: usize, task: &TaskCore) {
+    pub(crate) fn watch(self: &Rc<Self>, index: usize, task: &TaskHeader) {
         let completions: Weak<Completions> = Rc::downgrade(self);
         task.on_done(Box::new(move || {
             if let Some(completions) = completions.upgrade() {

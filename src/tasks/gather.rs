@@ -66,7 +66,7 @@ async fn collect_outcomes<T: 'static>(
     let mut guard = CancelUnfinished(tasks.iter().map(Task::as_ref).collect());
     let completions = Completions::new();
     for (index, task) in tasks.iter().enumerate() {
-        completions.watch(index, task.core());
+        completions.watch(index, task.header());
     }
     let mut outcomes: Vec<Option<Result<T, TaskError>>> = tasks.iter().map(|_| None).collect();
     let mut remaining = tasks.len();
@@ -156,7 +156,7 @@ pub async fn gather_tuple<Tasks: TaskTuple>(tasks: Tasks) -> Result<Tasks::Outpu
     let refs = tasks.refs();
     let completions = Completions::new();
     for (index, task) in refs.iter().enumerate() {
-        completions.watch(index, task.core());
+        completions.watch(index, task.header());
     }
     let mut guard = CancelUnfinished(refs.clone());
     let mut remaining = refs.len();
@@ -173,7 +173,7 @@ pub async fn gather_tuple<Tasks: TaskTuple>(tasks: Tasks) -> Result<Tasks::Outpu
     .await;
     guard.0.clear();
     match first_failure {
-        Some(index) => Err(refs[index].core().take_error().expect("the task failed")),
+        Some(index) => Err(refs[index].header().take_error().expect("the task failed")),
         None => tasks.take_outputs(),
     }
 }

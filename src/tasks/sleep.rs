@@ -1,10 +1,14 @@
 //! `sleep`: asyncio's `asyncio.sleep`, a timer that wakes the sleeping task.
+//!
+//! The timer entry holds the task's waker itself, so sleeping allocates nothing beyond
+//! the timer queue's own slot.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crate::event_loop::{get_running_loop, TimerHandle};
+use crate::event_loop::get_running_loop;
+use crate::timer::TimerKey;
 
 /// Suspends the calling coroutine for `delay` (asyncio's `asyncio.sleep`).
 ///
@@ -15,41 +19,52 @@ use crate::event_loop::{get_running_loop, TimerHandle};
 /// # Panics
 /// When first polled outside a running loop.
 pub fn sleep(delay: Duration) -> Sleep {
-    Sleep { delay, timer: None, yielded: false }
+    Sleep { state: State::Unstarted(delay) }
 }
 
 /// The future returned by [`sleep`]. Dropping it cancels its timer.
 #[derive(Debug)]
 pub struct Sleep {
-    delay: Duration,
-    timer: Option<(TimerHandle, Waker)>,
-    yielded: bool,
+    state: State,
+}
+
+#[derive(Debug)]
+enum State {
+    Unstarted(Duration),
+    Yielded,
+    Armed { deadline: Instant, key: TimerKey, waker: Waker },
+    Done,
 }
 
 impl std::future::Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.delay.is_zero() {
-            if self.yielded {
+        let deadline = match &self.state {
+            State::Done => return Poll::Ready(()),
+            State::Yielded => {
+                self.state = State::Done;
                 return Poll::Ready(());
             }
-            self.yielded = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
-        }
-        let event_loop = get_running_loop().expect("sleep polled outside a running event loop");
-        let deadline = match &self.timer {
-            None => event_loop.time() + self.delay,
-            Some((timer, _)) if event_loop.time() >= timer.when() => {
-                self.cancel_timer();
-                return Poll::Ready(());
-            }
-            Some((timer, waker)) if waker.will_wake(cx.waker()) => {
-                let _ = timer;
+            State::Unstarted(delay) if delay.is_zero() => {
+                self.state = State::Yielded;
+                cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
-            Some((timer, _)) => timer.when(),
+            State::Unstarted(delay) => running_loop().time() + *delay,
+            State::Armed { deadline, waker, .. } => {
+                if running_loop().time() >= *deadline {
+                    self.state = State::Done;
+                    return Poll::Ready(());
+                }
+                if waker.will_wake(cx.waker()) {
+                    return Poll::Pending;
+                }
+                // Polled by another task than the one it wakes: move the timer over.
+                let deadline = *deadline;
+                self.cancel_timer();
+                deadline
+            }
         };
         self.arm(deadline, cx.waker());
         Poll::Pending
@@ -57,28 +72,41 @@ impl std::future::Future for Sleep {
 }
 
 impl Sleep {
-    /// (Re)arms the timer for `deadline`, waking `waker`.
     fn arm(&mut self, deadline: Instant, waker: &Waker) {
-        self.cancel_timer();
-        let event_loop = get_running_loop().expect("sleep polled outside a running event loop");
-        let wake = waker.clone();
-        match event_loop.call_at(deadline, move || wake.wake()) {
-            Ok(timer) => self.timer = Some((timer, waker.clone())),
-            // The loop is running, so it is not closed; but never hang if it were.
-            Err(_) => waker.wake_by_ref(),
+        match running_loop().wake_at(deadline, waker.clone()) {
+            Ok(key) => self.state = State::Armed { deadline, key, waker: waker.clone() },
+            // A running loop is not closed; but never hang if it were.
+            Err(_) => {
+                self.state = State::Done;
+                waker.wake_by_ref();
+            }
         }
     }
 
+    /// Cancels the timer if it is certainly still queued (its deadline is in the future);
+    /// one past due fires at most a spurious wake-up, which futures tolerate.
     fn cancel_timer(&mut self) {
-        if let Some((timer, _)) = self.timer.take() {
-            timer.cancel();
+        if let State::Armed { deadline, key, .. } = self.state {
+            self.state = State::Done;
+            if let Ok(event_loop) = get_running_loop() {
+                if event_loop.time() < deadline {
+                    event_loop.cancel_wake(key);
+                }
+            }
         }
     }
 
     /// When the sleep ends, once it has started.
     pub fn deadline(&self) -> Option<Instant> {
-        self.timer.as_ref().map(|(timer, _)| timer.when())
+        match self.state {
+            State::Armed { deadline, .. } => Some(deadline),
+            _ => None,
+        }
     }
+}
+
+fn running_loop() -> crate::EventLoop {
+    get_running_loop().expect("sleep polled outside a running event loop")
 }
 
 impl Drop for Sleep {

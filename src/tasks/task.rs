@@ -1,8 +1,9 @@
 //! `Task<T>`: a coroutine driven by the loop (asyncio's `asyncio.Task`).
 //!
-//! A task is one boxed future in the loop's task slab: the user's coroutine wrapped in a
-//! small step function that checks for cancellation before each poll, catches panics, and
-//! stores the outcome in the task's shared record ([`TaskCore`]) for whoever awaits it.
+//! A task is a [`TaskCell`] shared by the loop's slab and the task's handles: a small
+//! header (name, state, the awaiting coroutine's waker), the boxed coroutine, and a slot
+//! for its output. Each step checks for cancellation, polls the coroutine and catches a
+//! panic; the outcome waits in the cell for whoever awaits the task.
 //!
 //! What dropping a [`Task`] handle does, decided as asyncio does it:
 //! - a handle dropped without ever being awaited leaves the task running (detached);
@@ -11,15 +12,16 @@
 //!   cancels the task it awaits. [`shield`](crate::tasks::shield) opts out of this.
 
 use std::any::Any;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
-use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
-use std::pin::{pin, Pin};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use crate::event_loop::{get_running_loop, panic_message, EventLoop, ExceptionContext, LoopError, TaskId};
+use crate::event_loop::{
+    get_running_loop, panic_message, EventLoop, ExceptionContext, LoopError, Schedulable, TaskId,
+};
 
 /// Why a task produced no value (asyncio raises `CancelledError` or the exception).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,108 +87,78 @@ impl From<TaskError> for RunError {
     }
 }
 
-type Outcome = Result<Box<dyn Any>, TaskError>;
-
-enum State {
+/// Where a task is in its life, as its header records it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
     Running,
-    Done(Outcome),
-    Taken,
-}
-
-/// What a task shares between its handle, its coroutine wrapper and the loop: the type-
-/// erased part of a task (the output is boxed as `dyn Any`; a `()` output allocates nothing).
-pub(crate) struct TaskCore {
-    event_loop: EventLoop,
-    id: Cell<Option<TaskId>>,
-    number: u64,
-    name: RefCell<Option<String>>,
-    created_at: &'static Location<'static>,
-    cancel_requested: Cell<bool>,
-    state: RefCell<State>,
-    waiter: RefCell<Option<Waker>>,
-    on_done: RefCell<Vec<Box<dyn FnOnce()>>>,
+    Finished,
+    Cancelled,
+    Panicked,
 }
 
 thread_local! {
     static NEXT_TASK_NUMBER: Cell<u64> = const { Cell::new(1) };
 }
 
-impl TaskCore {
-    fn new(event_loop: EventLoop, created_at: &'static Location<'static>) -> TaskCore {
-        TaskCore {
+/// The part of a task that does not depend on its type: name, state, the coroutine
+/// awaiting it, and what to run when it finishes. Kept small: a million sleeping tasks
+/// are a benchmark here.
+pub(crate) struct TaskHeader {
+    event_loop: EventLoop,
+    id: Cell<Option<TaskId>>,
+    number: u64,
+    name: Cell<Option<Box<String>>>,
+    created_at: &'static Location<'static>,
+    stage: Cell<Stage>,
+    cancel_requested: Cell<bool>,
+    panic_message: Cell<Option<Box<String>>>,
+    waiter: Cell<Option<Waker>>,
+    on_done: Cell<Option<Box<Vec<Box<dyn FnOnce()>>>>>,
+}
+
+impl TaskHeader {
+    fn new(event_loop: EventLoop, created_at: &'static Location<'static>) -> TaskHeader {
+        TaskHeader {
             event_loop,
             id: Cell::new(None),
             number: NEXT_TASK_NUMBER.with(|n| n.replace(n.get() + 1)),
-            name: RefCell::new(None),
+            name: Cell::new(None),
             created_at,
+            stage: Cell::new(Stage::Running),
             cancel_requested: Cell::new(false),
-            state: RefCell::new(State::Running),
-            waiter: RefCell::new(None),
-            on_done: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// One step: poll the coroutine unless a cancel is pending, catching a panic.
-    fn step<F: std::future::Future>(&self, future: Pin<&mut F>, cx: &mut Context<'_>) -> Poll<Outcome>
-    where
-        F::Output: 'static,
-    {
-        if self.cancel_requested.get() {
-            return Poll::Ready(Err(TaskError::Cancelled));
-        }
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            // As in asyncio, a cancel requested during the last step wins over its result.
-            Ok(Poll::Ready(_)) if self.cancel_requested.get() => Poll::Ready(Err(TaskError::Cancelled)),
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(Box::new(output))),
-            Err(payload) => Poll::Ready(Err(TaskError::Panicked(panic_message(&*payload)))),
-        }
-    }
-
-    /// Records the outcome (the first one wins), then wakes the awaiter and runs the
-    /// internal done-hooks.
-    fn finish(&self, outcome: Outcome) {
-        {
-            let mut state = self.state.borrow_mut();
-            if !matches!(*state, State::Running) {
-                return;
-            }
-            *state = State::Done(outcome);
-        }
-        let hooks = std::mem::take(&mut *self.on_done.borrow_mut());
-        hooks.into_iter().for_each(|hook| hook());
-        if let Some(waker) = self.waiter.borrow_mut().take() {
-            waker.wake();
+            panic_message: Cell::new(None),
+            waiter: Cell::new(None),
+            on_done: Cell::new(None),
         }
     }
 
     pub(crate) fn done(&self) -> bool {
-        !matches!(*self.state.borrow(), State::Running)
+        self.stage.get() != Stage::Running
     }
 
     fn cancelled(&self) -> bool {
-        matches!(*self.state.borrow(), State::Done(Err(TaskError::Cancelled)))
+        self.stage.get() == Stage::Cancelled
     }
 
     /// True if the task panicked (`wait`'s FirstException counts only panics, as asyncio
     /// does not count a cancellation as an exception).
     pub(crate) fn panicked(&self) -> bool {
-        matches!(*self.state.borrow(), State::Done(Err(TaskError::Panicked(_))))
+        self.stage.get() == Stage::Panicked
     }
 
     /// True if the task ended by a panic or a cancellation.
     pub(crate) fn failed(&self) -> bool {
-        matches!(*self.state.borrow(), State::Done(Err(_)))
+        matches!(self.stage.get(), Stage::Cancelled | Stage::Panicked)
     }
 
-    /// Takes the error of a failed task, leaving it taken.
+    /// The error of a failed task. A panic message can be taken once; after that the
+    /// task reads as cancelled.
     pub(crate) fn take_error(&self) -> Option<TaskError> {
-        let mut state = self.state.borrow_mut();
-        match std::mem::replace(&mut *state, State::Taken) {
-            State::Done(Err(error)) => Some(error),
-            other => {
-                *state = other;
-                None
+        match self.stage.get() {
+            Stage::Running | Stage::Finished => None,
+            Stage::Cancelled => Some(TaskError::Cancelled),
+            Stage::Panicked => {
+                Some(self.panic_message.take().map_or(TaskError::Cancelled, |m| TaskError::Panicked(*m)))
             }
         }
     }
@@ -202,79 +174,153 @@ impl TaskCore {
         true
     }
 
-    /// Runs `hook` (inline, when the task finishes, or now if it has).
+    /// Records how the task ended, then runs the done-hooks and wakes the awaiter.
+    fn finish(&self, stage: Stage, panic_message: Option<String>) {
+        if self.done() {
+            return;
+        }
+        self.stage.set(stage);
+        self.panic_message.set(panic_message.map(Box::new));
+        if let Some(hooks) = self.on_done.take() {
+            hooks.into_iter().for_each(|hook| hook());
+        }
+        if let Some(waker) = self.waiter.take() {
+            waker.wake();
+        }
+    }
+
+    /// Runs `hook` (inline) when the task finishes, or now if it has.
     pub(crate) fn on_done(&self, hook: Box<dyn FnOnce()>) {
         if self.done() {
-            hook();
-        } else {
-            self.on_done.borrow_mut().push(hook);
+            return hook();
         }
+        let mut hooks = self.on_done.take().unwrap_or_default();
+        hooks.push(hook);
+        self.on_done.set(Some(hooks));
     }
 
-    /// Moves the outcome out of a finished task.
-    fn take_outcome<T: 'static>(&self) -> Option<Result<T, TaskError>> {
-        let mut state = self.state.borrow_mut();
-        match std::mem::replace(&mut *state, State::Taken) {
-            State::Done(outcome) => Some(outcome.map(|boxed| {
-                *boxed.downcast::<T>().unwrap_or_else(|_| unreachable!("a task's output has the task's type"))
-            })),
-            State::Taken => Some(Err(TaskError::Cancelled)),
-            State::Running => {
-                *state = State::Running;
-                None
-            }
-        }
-    }
-
-    fn poll_outcome<T: 'static>(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
-        match self.take_outcome() {
-            Some(outcome) => Poll::Ready(outcome),
-            None => {
-                let mut waiter = self.waiter.borrow_mut();
-                if !waiter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                    *waiter = Some(cx.waker().clone());
-                }
-                Poll::Pending
-            }
-        }
+    /// Remembers `cx`'s waker to wake when the task finishes.
+    fn register_waiter(&self, cx: &Context<'_>) {
+        let waiter = self.waiter.take().filter(|w| w.will_wake(cx.waker()));
+        self.waiter.set(Some(waiter.unwrap_or_else(|| cx.waker().clone())));
     }
 
     fn name(&self) -> String {
-        self.name.borrow().clone().unwrap_or_else(|| format!("Task-{}", self.number))
+        let custom = self.name.take();
+        let name = custom.as_deref().cloned().unwrap_or_else(|| format!("Task-{}", self.number));
+        self.name.set(custom);
+        name
+    }
+
+    fn set_name(&self, name: String) {
+        self.name.set(Some(Box::new(name)));
     }
 }
 
-impl Drop for TaskCore {
+/// One task: its header, its coroutine (until it finishes) and its output (until taken).
+/// One allocation besides the boxed coroutine; the loop's slab and the handles share it.
+struct TaskCell<F: std::future::Future> {
+    header: TaskHeader,
+    future: Cell<Option<Pin<Box<F>>>>,
+    output: Cell<Option<F::Output>>,
+}
+
+impl<F: std::future::Future> TaskCell<F> {
+    fn finish(&self, outcome: Result<F::Output, TaskError>) {
+        match outcome {
+            Ok(output) => {
+                self.output.set(Some(output));
+                self.header.finish(Stage::Finished, None);
+            }
+            Err(TaskError::Cancelled) => self.header.finish(Stage::Cancelled, None),
+            Err(TaskError::Panicked(message)) => self.header.finish(Stage::Panicked, Some(message)),
+        }
+    }
+}
+
+impl<F: std::future::Future + 'static> Schedulable for TaskCell<F> {
+    /// One step: poll the coroutine unless a cancel is pending, catching a panic. The
+    /// outcome is recorded before the coroutine is dropped, so a destructor that panics
+    /// cannot leave the task unfinished.
+    fn step(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(mut future) = self.future.take() else { return Poll::Ready(()) };
+        let outcome = if self.header.cancel_requested.get() {
+            Err(TaskError::Cancelled)
+        } else {
+            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                Ok(Poll::Pending) => {
+                    self.future.set(Some(future));
+                    return Poll::Pending;
+                }
+                // As in asyncio, a cancel requested during the last step wins over its result.
+                Ok(Poll::Ready(_)) if self.header.cancel_requested.get() => Err(TaskError::Cancelled),
+                Ok(Poll::Ready(output)) => Ok(output),
+                Err(payload) => Err(TaskError::Panicked(panic_message(&*payload))),
+            }
+        };
+        self.finish(outcome);
+        drop(future);
+        Poll::Ready(())
+    }
+
+    fn abandon(&self) {
+        let future = self.future.take();
+        self.finish(Err(TaskError::Cancelled));
+        drop(future);
+    }
+
+    fn header(&self) -> &dyn Any {
+        &self.header
+    }
+}
+
+impl<F: std::future::Future> Drop for TaskCell<F> {
     /// asyncio logs "Task exception was never retrieved"; we hand a panic nobody took to
     /// the loop's exception handler when the last reference to the task goes away.
     fn drop(&mut self) {
-        if let State::Done(Err(TaskError::Panicked(message))) = &*self.state.borrow() {
-            let name = self.name();
-            self.event_loop.call_exception_handler(&ExceptionContext {
-                message: format!("{name} panicked and its outcome was never retrieved"),
-                exception: Some(message.clone()),
-                scheduled_at: Some(self.created_at),
+        if let Some(TaskError::Panicked(message)) = self.header.take_error() {
+            self.header.event_loop.call_exception_handler(&ExceptionContext {
+                message: format!("{} panicked and its outcome was never retrieved", self.header.name()),
+                exception: Some(message),
+                scheduled_at: Some(self.header.created_at),
             });
         }
     }
 }
 
-/// Marks the task cancelled if its coroutine is dropped before finishing (the loop was
-/// closed with the task alive).
-struct FinishOnDrop(Rc<TaskCore>);
+/// A task seen through its output type (what a [`Task<T>`] holds).
+trait TaskOutput<T> {
+    fn header(&self) -> &TaskHeader;
+    /// The outcome of a finished task, moved out; `None` while it runs.
+    fn take_outcome(&self) -> Option<Result<T, TaskError>>;
+    fn to_schedulable(self: Rc<Self>) -> Rc<dyn Schedulable>;
+}
 
-impl Drop for FinishOnDrop {
-    fn drop(&mut self) {
-        self.0.finish(Err(TaskError::Cancelled));
+impl<F: std::future::Future + 'static> TaskOutput<F::Output> for TaskCell<F> {
+    fn header(&self) -> &TaskHeader {
+        &self.header
+    }
+
+    fn take_outcome(&self) -> Option<Result<F::Output, TaskError>> {
+        match self.header.stage.get() {
+            Stage::Running => None,
+            Stage::Finished => Some(self.output.take().ok_or(TaskError::Cancelled)),
+            Stage::Cancelled | Stage::Panicked => {
+                Some(Err(self.header.take_error().unwrap_or(TaskError::Cancelled)))
+            }
+        }
+    }
+
+    fn to_schedulable(self: Rc<Self>) -> Rc<dyn Schedulable> {
+        self
     }
 }
 
 /// A handle to a running coroutine (asyncio's `asyncio.Task`); await it for its
 /// `Result<T, TaskError>`. See the module docs for what dropping it does.
 pub struct Task<T> {
-    core: Rc<TaskCore>,
+    cell: Rc<dyn TaskOutput<T>>,
     awaiting: bool,
-    _output: PhantomData<fn() -> T>,
 }
 
 impl EventLoop {
@@ -286,18 +332,14 @@ impl EventLoop {
         F: std::future::Future + 'static,
         F::Output: 'static,
     {
-        let core = Rc::new(TaskCore::new(self.clone(), Location::caller()));
-        let guard = FinishOnDrop(core.clone());
-        let coroutine = async move {
-            let outcome = {
-                let mut future = pin!(future);
-                std::future::poll_fn(|cx| guard.0.step(future.as_mut(), cx)).await
-            };
-            guard.0.finish(outcome);
-        };
-        let id = self.spawn_task(Box::pin(coroutine), core.clone())?;
-        core.id.set(Some(id));
-        Ok(Task { core, awaiting: false, _output: PhantomData })
+        let cell = Rc::new(TaskCell {
+            header: TaskHeader::new(self.clone(), Location::caller()),
+            future: Cell::new(Some(Box::pin(future))),
+            output: Cell::new(None),
+        });
+        let id = self.spawn_task(cell.clone())?;
+        cell.header.id.set(Some(id));
+        Ok(Task { cell, awaiting: false })
     }
 
     /// Runs the loop until `future` is done and returns its output (asyncio's
@@ -316,7 +358,7 @@ impl EventLoop {
             future.await
         })?;
         self.run_forever()?;
-        match task.core.take_outcome() {
+        match task.cell.take_outcome() {
             Some(outcome) => Ok(outcome?),
             None => Err(RunError::StoppedBeforeComplete),
         }
@@ -351,52 +393,58 @@ impl<T: 'static> Task<T> {
     /// Asks the task to stop: its coroutine is dropped at its current await point on its
     /// next step. False if it is already done (asyncio's `Task.cancel`).
     pub fn cancel(&self) -> bool {
-        self.core.cancel()
+        self.cell.header().cancel()
     }
 
     /// True once it finished, was cancelled or panicked (asyncio's `Task.done`).
     pub fn done(&self) -> bool {
-        self.core.done()
+        self.cell.header().done()
     }
 
     /// True if it ended by cancellation (asyncio's `Task.cancelled`).
     pub fn cancelled(&self) -> bool {
-        self.core.cancelled()
+        self.cell.header().cancelled()
     }
 
     /// The task's name, `Task-N` unless set (asyncio's `Task.get_name`).
     pub fn get_name(&self) -> String {
-        self.core.name()
+        self.cell.header().name()
     }
 
     /// Renames the task (asyncio's `Task.set_name`).
     pub fn set_name(&self, name: impl Into<String>) {
-        *self.core.name.borrow_mut() = Some(name.into());
+        self.cell.header().set_name(name.into());
     }
 
     /// The task's id in its loop.
     pub fn id(&self) -> Option<TaskId> {
-        self.core.id.get()
+        self.cell.header().id.get()
     }
 
     /// A type-erased handle to the same task, as [`current_task`] and [`all_tasks`] give.
     pub fn as_ref(&self) -> TaskRef {
-        TaskRef { core: self.core.clone() }
+        TaskRef { task: self.cell.clone().to_schedulable() }
     }
 
     /// The outcome, if the task is done and it was not taken before; `None` if running.
     pub fn try_take(&mut self) -> Option<Result<T, TaskError>> {
-        self.core.take_outcome()
+        self.cell.take_outcome()
     }
 
-    pub(crate) fn core(&self) -> &Rc<TaskCore> {
-        &self.core
+    pub(crate) fn header(&self) -> &TaskHeader {
+        self.cell.header()
     }
 
     /// Polls for the outcome without counting as awaiting it, so dropping the handle
     /// afterwards does not cancel the task (for `shield`).
     pub(crate) fn poll_detached(&self, cx: &mut Context<'_>) -> Poll<Result<T, TaskError>> {
-        self.core.poll_outcome(cx)
+        match self.cell.take_outcome() {
+            Some(outcome) => Poll::Ready(outcome),
+            None => {
+                self.cell.header().register_waiter(cx);
+                Poll::Pending
+            }
+        }
     }
 }
 
@@ -405,99 +453,97 @@ impl<T: 'static> std::future::Future for Task<T> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.awaiting = true;
-        self.core.poll_outcome(cx)
+        self.poll_detached(cx)
     }
 }
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        if self.awaiting && !self.core.done() {
-            self.core.cancel();
+        if self.awaiting && !self.cell.header().done() {
+            self.cell.header().cancel();
         }
     }
 }
 
 impl<T> fmt::Debug for Task<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        TaskRef { core: self.core.clone() }.fmt(f)
+        debug_header(self.cell.header(), f)
     }
+}
+
+fn debug_header(header: &TaskHeader, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.debug_struct("Task").field("name", &header.name()).field("stage", &header.stage.get()).finish()
 }
 
 /// A type-erased handle to a task, from [`current_task`] or [`all_tasks`]: it can be
 /// named, inspected and cancelled, not awaited.
 #[derive(Clone)]
 pub struct TaskRef {
-    core: Rc<TaskCore>,
+    task: Rc<dyn Schedulable>,
 }
 
 impl TaskRef {
+    pub(crate) fn header(&self) -> &TaskHeader {
+        self.task.header().downcast_ref::<TaskHeader>().expect("every task of the loop is a TaskCell")
+    }
+
     /// See [`Task::cancel`].
     pub fn cancel(&self) -> bool {
-        self.core.cancel()
+        self.header().cancel()
     }
 
     /// See [`Task::done`].
     pub fn done(&self) -> bool {
-        self.core.done()
+        self.header().done()
     }
 
     /// See [`Task::cancelled`].
     pub fn cancelled(&self) -> bool {
-        self.core.cancelled()
-    }
-
-    /// See [`Task::get_name`].
-    pub fn get_name(&self) -> String {
-        self.core.name()
-    }
-
-    /// See [`Task::set_name`].
-    pub fn set_name(&self, name: impl Into<String>) {
-        *self.core.name.borrow_mut() = Some(name.into());
-    }
-
-    /// See [`Task::id`].
-    pub fn id(&self) -> Option<TaskId> {
-        self.core.id.get()
+        self.header().cancelled()
     }
 
     /// True if the task ended by a panic or a cancellation.
     pub fn failed(&self) -> bool {
-        self.core.failed()
+        self.header().failed()
+    }
+
+    /// See [`Task::get_name`].
+    pub fn get_name(&self) -> String {
+        self.header().name()
+    }
+
+    /// See [`Task::set_name`].
+    pub fn set_name(&self, name: impl Into<String>) {
+        self.header().set_name(name.into());
+    }
+
+    /// See [`Task::id`].
+    pub fn id(&self) -> Option<TaskId> {
+        self.header().id.get()
     }
 
     /// Where the task was created.
     pub fn created_at(&self) -> &'static Location<'static> {
-        self.core.created_at
-    }
-
-    pub(crate) fn core(&self) -> &Rc<TaskCore> {
-        &self.core
+        self.header().created_at
     }
 }
 
 impl PartialEq for TaskRef {
     fn eq(&self, other: &TaskRef) -> bool {
-        Rc::ptr_eq(&self.core, &other.core)
+        std::ptr::eq(self.header(), other.header())
     }
 }
 
 impl fmt::Debug for TaskRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &*self.core.state.borrow() {
-            State::Running => "running",
-            State::Done(Ok(_)) | State::Taken => "done",
-            State::Done(Err(TaskError::Cancelled)) => "cancelled",
-            State::Done(Err(TaskError::Panicked(_))) => "panicked",
-        };
-        f.debug_struct("Task").field("name", &self.get_name()).field("state", &state).finish()
+        debug_header(self.header(), f)
     }
 }
 
 /// The task whose step is running now (asyncio's `asyncio.current_task`).
 pub fn current_task() -> Option<TaskRef> {
-    let owner = get_running_loop().ok()?.current_task_owner()?;
-    owner.downcast::<TaskCore>().ok().map(|core| TaskRef { core })
+    let task = get_running_loop().ok()?.current_task()?;
+    Some(TaskRef { task })
 }
 
 /// Every task of the running loop that has not finished (asyncio's `asyncio.all_tasks`).
@@ -507,10 +553,5 @@ pub fn all_tasks() -> Vec<TaskRef> {
 }
 
 pub(crate) fn tasks_of(event_loop: &EventLoop) -> Vec<TaskRef> {
-    event_loop
-        .task_owners()
-        .into_iter()
-        .filter_map(|owner| owner.downcast::<TaskCore>().ok())
-        .map(|core| TaskRef { core })
-        .collect()
+    event_loop.all_tasks().into_iter().map(|task| TaskRef { task }).collect()
 }

@@ -34,7 +34,7 @@ pub async fn wait<T: 'static>(
 ) -> (Vec<Task<T>>, Vec<Task<T>>) {
     let completions = Completions::new();
     for (index, task) in tasks.iter().enumerate() {
-        completions.watch(index, task.core());
+        completions.watch(index, task.header());
     }
     let mut timer = pin!(timeout.map(sleep));
     let mut remaining = tasks.len();
@@ -44,7 +44,7 @@ pub async fn wait<T: 'static>(
             remaining -= 1;
             let satisfied = match return_when {
                 ReturnWhen::FirstCompleted => true,
-                ReturnWhen::FirstException => tasks[index].core().panicked(),
+                ReturnWhen::FirstException => tasks[index].header().panicked(),
                 ReturnWhen::AllCompleted => false,
             };
             if satisfied {
