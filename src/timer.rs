@@ -135,6 +135,11 @@ impl<T> TimerHeap<T> {
         self.cancelled.borrow_mut().insert(key.0);
     }
 
+    fn is_cancelled(&self, seq: u64) -> bool {
+        let cancelled = self.cancelled.borrow();
+        !cancelled.is_empty() && cancelled.contains(&seq)
+    }
+
     /// Removes `seq` from the cancelled set; true if it was there.
     fn take_cancelled(&self, seq: u64) -> bool {
         let mut cancelled = self.cancelled.borrow_mut();
@@ -144,36 +149,38 @@ impl<T> TimerHeap<T> {
     /// The earliest deadline of a live timer, discarding cancelled ones from the front.
     /// The discarded items are pushed onto `garbage` for the caller to drop.
     pub fn next_deadline(&self, garbage: &mut Vec<T>) -> Option<Instant> {
-        let mut buckets = self.buckets.borrow_mut();
-        loop {
-            let mut first = buckets.first_entry()?;
-            let bucket = first.get_mut();
-            bucket.sort();
-            match bucket.entries.last() {
-                None => self.recycle(first.remove().entries),
-                Some(entry) if self.take_cancelled(entry.seq) => {
-                    garbage.extend(bucket.entries.pop().map(|e| e.item));
-                    self.len.set(self.len.get() - 1);
-                }
-                Some(entry) => return Some(entry.when),
-            }
-        }
+        self.front(None, garbage).err().flatten()
     }
 
     /// Pops the earliest live timer if its deadline is at or before `now`.
     /// Cancelled items met on the way are pushed onto `garbage`.
     pub fn pop_due(&self, now: Instant, garbage: &mut Vec<T>) -> Option<T> {
-        if self.next_deadline(garbage)? > now {
-            return None;
-        }
+        self.front(Some(now), garbage).ok()
+    }
+
+    /// Looks at the earliest live timer: pops it if it is due by `pop_due_by`, else
+    /// returns its deadline (`Err(None)` when there is none). One bucket lookup per timer.
+    fn front(&self, pop_due_by: Option<Instant>, garbage: &mut Vec<T>) -> Result<T, Option<Instant>> {
         let mut buckets = self.buckets.borrow_mut();
-        let mut first = buckets.first_entry()?;
-        let entry = first.get_mut().entries.pop()?;
-        if first.get().entries.is_empty() {
-            self.recycle(first.remove().entries);
+        loop {
+            let mut first = buckets.first_entry().ok_or(None)?;
+            let bucket = first.get_mut();
+            bucket.sort();
+            let Some(entry) = bucket.entries.last() else {
+                self.recycle(first.remove().entries);
+                continue;
+            };
+            let due = pop_due_by.is_some_and(|now| entry.when <= now);
+            if !due && !self.is_cancelled(entry.seq) {
+                return Err(Some(entry.when));
+            }
+            let entry = bucket.entries.pop().expect("the bucket has a last entry");
+            self.len.set(self.len.get() - 1);
+            if !self.take_cancelled(entry.seq) {
+                return Ok(entry.item);
+            }
+            garbage.push(entry.item);
         }
-        self.len.set(self.len.get() - 1);
-        Some(entry.item)
     }
 
     /// Rebuilds the queue without its cancelled items if they are more than half of at least
