@@ -28,6 +28,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{catch_unwind, AssertUnwindSafe, Location};
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -368,7 +369,7 @@ impl EventLoop {
             let Some(id) = next else { break };
             let task = inner.tasks.borrow_mut().remove(id);
             if let Some(task) = task {
-                task.abandon();
+                task.as_ref().abandon();
             }
         }
         Ok(())
@@ -421,7 +422,7 @@ impl EventLoop {
 
     /// Stores a task and schedules its first step, as asyncio's `Task.__init__` does with
     /// `call_soon`.
-    pub(crate) fn spawn_task(&self, task: Rc<dyn Schedulable>) -> Result<TaskId, LoopError> {
+    pub(crate) fn spawn_task(&self, task: Pin<Rc<dyn Schedulable>>) -> Result<TaskId, LoopError> {
         self.check_open()?;
         let id = self.inner.tasks.borrow_mut().insert(task);
         add(&self.inner.stats.tasks_spawned, 1);
@@ -435,13 +436,13 @@ impl EventLoop {
     }
 
     /// The task whose step is running now, if any.
-    pub(crate) fn current_task(&self) -> Option<Rc<dyn Schedulable>> {
+    pub(crate) fn current_task(&self) -> Option<Pin<Rc<dyn Schedulable>>> {
         let id = self.inner.current_task.get()?;
         self.inner.tasks.borrow().get(id)
     }
 
     /// All tasks not yet finished.
-    pub(crate) fn all_tasks(&self) -> Vec<Rc<dyn Schedulable>> {
+    pub(crate) fn all_tasks(&self) -> Vec<Pin<Rc<dyn Schedulable>>> {
         self.inner.tasks.borrow().all()
     }
 
@@ -602,7 +603,7 @@ impl EventLoop {
         let waker = wake::task_waker(inner.id, id);
         let previous = inner.current_task.replace(Some(id));
         let started = inner.debug.get().then(Instant::now);
-        let outcome = catch_unwind(AssertUnwindSafe(|| task.step(&mut Context::from_waker(&waker))));
+        let outcome = catch_unwind(AssertUnwindSafe(|| task.as_ref().step(&mut Context::from_waker(&waker))));
         inner.current_task.set(previous);
         if let Some(started) = started {
             self.warn_if_slow("task step", started, Location::caller());

@@ -54,7 +54,7 @@ impl<T> Bucket<T> {
     fn sort(&mut self) {
         if !self.sorted {
             // Stable sort: it finds the sorted run already there and merges in what was added.
-            self.entries.sort_by(|a, b| (b.when, b.seq).cmp(&(a.when, a.seq)));
+            self.entries.sort_by_key(|e| std::cmp::Reverse((e.when, e.seq)));
             self.sorted = true;
         }
     }

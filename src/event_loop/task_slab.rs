@@ -7,6 +7,7 @@
 //! queue at most once however often it is woken.
 
 use std::any::Any;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
@@ -14,9 +15,9 @@ use std::task::{Context, Poll};
 pub(crate) trait Schedulable {
     /// Runs one step of the task's coroutine; `Ready` once the task is finished.
     /// Must not panic (the task layer catches its coroutine's panics).
-    fn step(&self, cx: &mut Context<'_>) -> Poll<()>;
+    fn step(self: Pin<&Self>, cx: &mut Context<'_>) -> Poll<()>;
     /// Drops the coroutine without running it (the loop is closing).
-    fn abandon(&self);
+    fn abandon(self: Pin<&Self>);
     /// The task layer's record of this task (name, state), for `current_task` and
     /// `all_tasks`.
     fn header(&self) -> &dyn Any;
@@ -45,7 +46,7 @@ impl TaskId {
 struct Slot {
     generation: u32,
     queued: bool,
-    task: Option<Rc<dyn Schedulable>>,
+    task: Option<Pin<Rc<dyn Schedulable>>>,
 }
 
 /// The tasks of one loop.
@@ -58,7 +59,7 @@ pub(crate) struct TaskSlab {
 
 impl TaskSlab {
     /// Stores a new task; it is not queued yet.
-    pub(crate) fn insert(&mut self, task: Rc<dyn Schedulable>) -> TaskId {
+    pub(crate) fn insert(&mut self, task: Pin<Rc<dyn Schedulable>>) -> TaskId {
         self.live += 1;
         let slot = match self.free.pop() {
             Some(slot) => slot,
@@ -92,14 +93,14 @@ impl TaskSlab {
 
     /// The task to step now, with its `queued` flag cleared so that a wake during the
     /// step queues it again. `None` if it is gone.
-    pub(crate) fn take_for_step(&mut self, id: TaskId) -> Option<Rc<dyn Schedulable>> {
+    pub(crate) fn take_for_step(&mut self, id: TaskId) -> Option<Pin<Rc<dyn Schedulable>>> {
         let slot = self.slot_mut(id)?;
         slot.queued = false;
         slot.task.clone()
     }
 
     /// Frees a finished task's slot; returns the task for the caller to drop.
-    pub(crate) fn remove(&mut self, id: TaskId) -> Option<Rc<dyn Schedulable>> {
+    pub(crate) fn remove(&mut self, id: TaskId) -> Option<Pin<Rc<dyn Schedulable>>> {
         let slot = self.slot_mut(id)?;
         slot.queued = false;
         slot.generation = slot.generation.wrapping_add(1);
@@ -110,13 +111,13 @@ impl TaskSlab {
     }
 
     /// The task with this id, if it is alive.
-    pub(crate) fn get(&self, id: TaskId) -> Option<Rc<dyn Schedulable>> {
+    pub(crate) fn get(&self, id: TaskId) -> Option<Pin<Rc<dyn Schedulable>>> {
         let slot = self.slots.get(id.slot as usize)?;
         (slot.generation == id.generation).then(|| slot.task.clone()).flatten()
     }
 
     /// All live tasks.
-    pub(crate) fn all(&self) -> Vec<Rc<dyn Schedulable>> {
+    pub(crate) fn all(&self) -> Vec<Pin<Rc<dyn Schedulable>>> {
         self.slots.iter().filter_map(|s| s.task.clone()).collect()
     }
 

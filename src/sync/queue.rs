@@ -126,8 +126,16 @@ enum PutSlot<T> {
 /// A queue for coroutines (asyncio's `asyncio.Queue`); `O` picks the order:
 /// [`Fifo`] (the default), [`Lifo`] ([`LifoQueue`]) or [`Priority`] ([`PriorityQueue`]).
 ///
+/// Name the type when making one (`Queue<T>` is FIFO): Rust does not infer the order
+/// from the default.
+///
 /// ```
-/// let queue = evloop::sync::Queue::new(0);
+/// use evloop::sync::{LifoQueue, Queue};
+/// let queue: Queue<i32> = Queue::new(0);
+/// let stack = LifoQueue::new(0);
+/// stack.put_nowait("first").unwrap();
+/// stack.put_nowait("last").unwrap();
+/// assert_eq!(stack.get_nowait(), Ok("last"));
 /// evloop::run(async move {
 ///     queue.put(1).await;
 ///     queue.put_nowait(2).unwrap();

@@ -6,6 +6,7 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod pinned;
 pub mod waker;
 
 use std::io;

@@ -1,8 +1,8 @@
 //! `Task<T>`: a coroutine driven by the loop (asyncio's `asyncio.Task`).
 //!
-//! A task is a [`TaskCell`] shared by the loop's slab and the task's handles: a small
-//! header (name, state, the awaiting coroutine's waker), the boxed coroutine, and a slot
-//! for its output. Each step checks for cancellation, polls the coroutine and catches a
+//! A task is one allocation shared by the loop's slab and the task's handles: a small
+//! header (name, state, the awaiting coroutine's waker), the coroutine kept in place
+//! ([`PinnedFuture`]), and a slot for its output. Each step checks for cancellation, polls the coroutine and catches a
 //! panic; the outcome waits in the cell for whoever awaits the task.
 //!
 //! What dropping a [`Task`] handle does, decided as asyncio does it:
@@ -22,6 +22,7 @@ use std::task::{Context, Poll, Waker};
 use crate::event_loop::{
     get_running_loop, panic_message, EventLoop, ExceptionContext, LoopError, Schedulable, TaskId,
 };
+use crate::sys::pinned::PinnedFuture;
 
 /// Why a task produced no value (asyncio raises `CancelledError` or the exception).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,6 +104,13 @@ thread_local! {
 /// The part of a task that does not depend on its type: name, state, the coroutine
 /// awaiting it, and what to run when it finishes. Kept small: a million sleeping tasks
 /// are a benchmark here.
+/// Functions to run when a task finishes (boxed: most tasks have none, and an empty
+/// `Option<Box<_>>` costs one word).
+type DoneHooks = Option<Box<Vec<Box<dyn FnOnce()>>>>;
+
+// `Box<String>` is one word where `String` is three: these are rarely set, and there is
+// one header per task.
+#[allow(clippy::box_collection)]
 pub(crate) struct TaskHeader {
     event_loop: EventLoop,
     id: Cell<Option<TaskId>>,
@@ -113,7 +121,7 @@ pub(crate) struct TaskHeader {
     cancel_requested: Cell<bool>,
     panic_message: Cell<Option<Box<String>>>,
     waiter: Cell<Option<Waker>>,
-    on_done: Cell<Option<Box<Vec<Box<dyn FnOnce()>>>>>,
+    on_done: Cell<DoneHooks>,
 }
 
 impl TaskHeader {
@@ -217,16 +225,14 @@ impl TaskHeader {
     }
 }
 
-/// One task: its header, its coroutine (until it finishes) and its output (until taken).
-/// One allocation besides the boxed coroutine; the loop's slab and the handles share it.
-struct TaskCell<F: std::future::Future> {
+/// What a task keeps beside its coroutine: the header and the output slot.
+struct TaskState<T> {
     header: TaskHeader,
-    future: Cell<Option<Pin<Box<F>>>>,
-    output: Cell<Option<F::Output>>,
+    output: Cell<Option<T>>,
 }
 
-impl<F: std::future::Future> TaskCell<F> {
-    fn finish(&self, outcome: Result<F::Output, TaskError>) {
+impl<T> TaskState<T> {
+    fn finish(&self, outcome: Result<T, TaskError>) {
         match outcome {
             Ok(output) => {
                 self.output.set(Some(output));
@@ -238,51 +244,55 @@ impl<F: std::future::Future> TaskCell<F> {
     }
 }
 
+/// One task in one allocation, shared by the loop's slab and the task's handles: its
+/// state, and its coroutine kept in place until it finishes.
+type TaskCell<F> = PinnedFuture<TaskState<<F as std::future::Future>::Output>, F>;
+
 impl<F: std::future::Future + 'static> Schedulable for TaskCell<F> {
     /// One step: poll the coroutine unless a cancel is pending, catching a panic. The
     /// outcome is recorded before the coroutine is dropped, so a destructor that panics
     /// cannot leave the task unfinished.
-    fn step(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(mut future) = self.future.take() else { return Poll::Ready(()) };
-        let outcome = if self.header.cancel_requested.get() {
+    fn step(self: Pin<&Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let state = self.extra();
+        if state.header.done() {
+            return Poll::Ready(());
+        }
+        let outcome = if state.header.cancel_requested.get() {
             Err(TaskError::Cancelled)
         } else {
-            match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-                Ok(Poll::Pending) => {
-                    self.future.set(Some(future));
-                    return Poll::Pending;
-                }
+            match catch_unwind(AssertUnwindSafe(|| self.poll(cx))) {
+                Ok(None) => return Poll::Ready(()),
+                Ok(Some(Poll::Pending)) => return Poll::Pending,
                 // As in asyncio, a cancel requested during the last step wins over its result.
-                Ok(Poll::Ready(_)) if self.header.cancel_requested.get() => Err(TaskError::Cancelled),
-                Ok(Poll::Ready(output)) => Ok(output),
+                Ok(Some(Poll::Ready(_))) if state.header.cancel_requested.get() => Err(TaskError::Cancelled),
+                Ok(Some(Poll::Ready(output))) => Ok(output),
                 Err(payload) => Err(TaskError::Panicked(panic_message(&*payload))),
             }
         };
-        self.finish(outcome);
-        drop(future);
+        state.finish(outcome);
+        self.drop_future();
         Poll::Ready(())
     }
 
-    fn abandon(&self) {
-        let future = self.future.take();
-        self.finish(Err(TaskError::Cancelled));
-        drop(future);
+    fn abandon(self: Pin<&Self>) {
+        self.extra().finish(Err(TaskError::Cancelled));
+        self.drop_future();
     }
 
     fn header(&self) -> &dyn Any {
-        &self.header
+        &self.extra().header
     }
 }
 
-impl<F: std::future::Future> Drop for TaskCell<F> {
+impl Drop for TaskHeader {
     /// asyncio logs "Task exception was never retrieved"; we hand a panic nobody took to
     /// the loop's exception handler when the last reference to the task goes away.
     fn drop(&mut self) {
-        if let Some(TaskError::Panicked(message)) = self.header.take_error() {
-            self.header.event_loop.call_exception_handler(&ExceptionContext {
-                message: format!("{} panicked and its outcome was never retrieved", self.header.name()),
+        if let Some(TaskError::Panicked(message)) = self.take_error() {
+            self.event_loop.call_exception_handler(&ExceptionContext {
+                message: format!("{} panicked and its outcome was never retrieved", self.name()),
                 exception: Some(message),
-                scheduled_at: Some(self.header.created_at),
+                scheduled_at: Some(self.created_at),
             });
         }
     }
@@ -293,25 +303,26 @@ trait TaskOutput<T> {
     fn header(&self) -> &TaskHeader;
     /// The outcome of a finished task, moved out; `None` while it runs.
     fn take_outcome(&self) -> Option<Result<T, TaskError>>;
-    fn to_schedulable(self: Rc<Self>) -> Rc<dyn Schedulable>;
+    fn to_schedulable(self: Pin<Rc<Self>>) -> Pin<Rc<dyn Schedulable>>;
 }
 
 impl<F: std::future::Future + 'static> TaskOutput<F::Output> for TaskCell<F> {
     fn header(&self) -> &TaskHeader {
-        &self.header
+        &self.extra().header
     }
 
     fn take_outcome(&self) -> Option<Result<F::Output, TaskError>> {
-        match self.header.stage.get() {
+        let state = self.extra();
+        match state.header.stage.get() {
             Stage::Running => None,
-            Stage::Finished => Some(self.output.take().ok_or(TaskError::Cancelled)),
+            Stage::Finished => Some(state.output.take().ok_or(TaskError::Cancelled)),
             Stage::Cancelled | Stage::Panicked => {
-                Some(Err(self.header.take_error().unwrap_or(TaskError::Cancelled)))
+                Some(Err(state.header.take_error().unwrap_or(TaskError::Cancelled)))
             }
         }
     }
 
-    fn to_schedulable(self: Rc<Self>) -> Rc<dyn Schedulable> {
+    fn to_schedulable(self: Pin<Rc<Self>>) -> Pin<Rc<dyn Schedulable>> {
         self
     }
 }
@@ -319,7 +330,7 @@ impl<F: std::future::Future + 'static> TaskOutput<F::Output> for TaskCell<F> {
 /// A handle to a running coroutine (asyncio's `asyncio.Task`); await it for its
 /// `Result<T, TaskError>`. See the module docs for what dropping it does.
 pub struct Task<T> {
-    cell: Rc<dyn TaskOutput<T>>,
+    cell: Pin<Rc<dyn TaskOutput<T>>>,
     awaiting: bool,
 }
 
@@ -332,13 +343,11 @@ impl EventLoop {
         F: std::future::Future + 'static,
         F::Output: 'static,
     {
-        let cell = Rc::new(TaskCell {
-            header: TaskHeader::new(self.clone(), Location::caller()),
-            future: Cell::new(Some(Box::pin(future))),
-            output: Cell::new(None),
-        });
+        let state =
+            TaskState { header: TaskHeader::new(self.clone(), Location::caller()), output: Cell::new(None) };
+        let cell = PinnedFuture::new(state, future);
         let id = self.spawn_task(cell.clone())?;
-        cell.header.id.set(Some(id));
+        cell.extra().header.id.set(Some(id));
         Ok(Task { cell, awaiting: false })
     }
 
@@ -479,7 +488,7 @@ fn debug_header(header: &TaskHeader, f: &mut fmt::Formatter<'_>) -> fmt::Result 
 /// named, inspected and cancelled, not awaited.
 #[derive(Clone)]
 pub struct TaskRef {
-    task: Rc<dyn Schedulable>,
+    task: Pin<Rc<dyn Schedulable>>,
 }
 
 impl TaskRef {
