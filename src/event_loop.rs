@@ -420,6 +420,13 @@ impl EventLoop {
         }
     }
 
+    /// The id the next [`spawn_task`](Self::spawn_task) will give, so a task can carry its
+    /// id from birth.
+    pub(crate) fn next_task_id(&self) -> Result<TaskId, LoopError> {
+        self.check_open()?;
+        Ok(self.inner.tasks.borrow().next_id())
+    }
+
     /// Stores a task and schedules its first step, as asyncio's `Task.__init__` does with
     /// `call_soon`.
     pub(crate) fn spawn_task(&self, task: Pin<Rc<dyn Schedulable>>) -> Result<TaskId, LoopError> {

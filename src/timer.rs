@@ -30,6 +30,16 @@ use std::time::Instant;
 /// `_MIN_SCHEDULED_TIMER_HANDLES`).
 pub const COMPACT_MIN_ENTRIES: usize = 100;
 
+/// The instant deadlines are counted from: an hour before now if the monotonic clock goes
+/// back that far (it starts at boot), else as far back as it goes.
+fn origin() -> Instant {
+    let now = Instant::now();
+    [3600, 60, 1]
+        .into_iter()
+        .find_map(|secs| now.checked_sub(std::time::Duration::from_secs(secs)))
+        .unwrap_or(now)
+}
+
 /// How many emptied bucket vectors are kept for reuse.
 const SPARE_BUCKETS: usize = 4;
 
@@ -37,8 +47,10 @@ const SPARE_BUCKETS: usize = 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TimerKey(u64);
 
+/// A timer: its deadline in nanoseconds since the queue's origin (8 bytes where an
+/// `Instant` takes 16), its sequence number and what it does.
 struct Entry<T> {
-    when: Instant,
+    at: u64,
     seq: u64,
     item: T,
 }
@@ -54,7 +66,7 @@ impl<T> Bucket<T> {
     fn sort(&mut self) {
         if !self.sorted {
             // Stable sort: it finds the sorted run already there and merges in what was added.
-            self.entries.sort_by_key(|e| std::cmp::Reverse((e.when, e.seq)));
+            self.entries.sort_by_key(|e| std::cmp::Reverse((e.at, e.seq)));
             self.sorted = true;
         }
     }
@@ -83,7 +95,7 @@ impl<T> TimerHeap<T> {
     /// An empty queue.
     pub fn new() -> TimerHeap<T> {
         TimerHeap {
-            origin: Instant::now(),
+            origin: origin(),
             buckets: RefCell::new(BTreeMap::new()),
             spare: RefCell::new(Vec::new()),
             cancelled: RefCell::new(HashSet::new()),
@@ -92,22 +104,27 @@ impl<T> TimerHeap<T> {
         }
     }
 
-    /// The millisecond bucket of `when`; everything before the queue was made shares tick 0
-    /// (and is still ordered by its exact deadline inside it).
-    fn tick(&self, when: Instant) -> u64 {
-        when.saturating_duration_since(self.origin).as_millis() as u64
+    /// `when` in nanoseconds since the origin. Deadlines before the origin (an hour before
+    /// the queue was made, where the clock allows) all become 0 and keep scheduling order.
+    fn nanos(&self, when: Instant) -> u64 {
+        when.saturating_duration_since(self.origin).as_nanos().min(u64::MAX as u128) as u64
+    }
+
+    fn instant(&self, at: u64) -> Instant {
+        self.origin + std::time::Duration::from_nanos(at)
     }
 
     /// Schedules `item` for `when`, after every item already scheduled for the same instant.
     pub fn push(&self, when: Instant, item: T) -> TimerKey {
         let seq = self.next_seq.get();
         self.next_seq.set(seq + 1);
+        let at = self.nanos(when);
         let mut buckets = self.buckets.borrow_mut();
         let bucket = buckets
-            .entry(self.tick(when))
+            .entry(at / 1_000_000)
             .or_insert_with(|| Bucket { entries: self.spare_vec(), sorted: true });
         bucket.sorted = bucket.entries.is_empty();
-        bucket.entries.push(Entry { when, seq, item });
+        bucket.entries.push(Entry { at, seq, item });
         self.len.set(self.len.get() + 1);
         TimerKey(seq)
     }
@@ -170,9 +187,9 @@ impl<T> TimerHeap<T> {
                 self.recycle(first.remove().entries);
                 continue;
             };
-            let due = pop_due_by.is_some_and(|now| entry.when <= now);
+            let due = pop_due_by.is_some_and(|now| entry.at <= self.nanos(now));
             if !due && !self.is_cancelled(entry.seq) {
-                return Err(Some(entry.when));
+                return Err(Some(self.instant(entry.at)));
             }
             let entry = bucket.entries.pop().expect("the bucket has a last entry");
             self.len.set(self.len.get() - 1);

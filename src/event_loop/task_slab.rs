@@ -58,6 +58,14 @@ pub(crate) struct TaskSlab {
 }
 
 impl TaskSlab {
+    /// The id that the next [`insert`](Self::insert) will return.
+    pub(crate) fn next_id(&self) -> TaskId {
+        match self.free.last() {
+            Some(&slot) => TaskId { slot, generation: self.slots[slot as usize].generation },
+            None => TaskId { slot: self.slots.len() as u32, generation: 0 },
+        }
+    }
+
     /// Stores a new task; it is not queued yet.
     pub(crate) fn insert(&mut self, task: Pin<Rc<dyn Schedulable>>) -> TaskId {
         self.live += 1;

@@ -98,46 +98,55 @@ enum Stage {
 }
 
 thread_local! {
-    static NEXT_TASK_NUMBER: Cell<u64> = const { Cell::new(1) };
+    static NEXT_TASK_NUMBER: Cell<u32> = const { Cell::new(1) };
 }
 
 /// The part of a task that does not depend on its type: name, state, the coroutine
 /// awaiting it, and what to run when it finishes. Kept small: a million sleeping tasks
 /// are a benchmark here.
-/// Functions to run when a task finishes (boxed: most tasks have none, and an empty
-/// `Option<Box<_>>` costs one word).
-type DoneHooks = Option<Box<Vec<Box<dyn FnOnce()>>>>;
+/// What few tasks have: a custom name, a panic message, functions to run when it
+/// finishes. Boxed on first use, so the common task pays one word for all three.
+#[derive(Default)]
+struct Rarely {
+    name: Option<String>,
+    panic_message: Option<String>,
+    on_done: Vec<Box<dyn FnOnce()>>,
+}
 
-// `Box<String>` is one word where `String` is three: these are rarely set, and there is
-// one header per task.
-#[allow(clippy::box_collection)]
+/// The part of a task that does not depend on its type: name, state, the coroutine
+/// awaiting it, and what to run when it finishes. Kept small: a million sleeping tasks
+/// are a benchmark here.
 pub(crate) struct TaskHeader {
     event_loop: EventLoop,
-    id: Cell<Option<TaskId>>,
-    number: u64,
-    name: Cell<Option<Box<String>>>,
-    created_at: &'static Location<'static>,
+    id: TaskId,
+    number: u32,
     stage: Cell<Stage>,
     cancel_requested: Cell<bool>,
-    panic_message: Cell<Option<Box<String>>>,
+    created_at: &'static Location<'static>,
     waiter: Cell<Option<Waker>>,
-    on_done: Cell<DoneHooks>,
+    rarely: Cell<Option<Box<Rarely>>>,
 }
 
 impl TaskHeader {
-    fn new(event_loop: EventLoop, created_at: &'static Location<'static>) -> TaskHeader {
+    fn new(event_loop: EventLoop, id: TaskId, created_at: &'static Location<'static>) -> TaskHeader {
         TaskHeader {
             event_loop,
-            id: Cell::new(None),
-            number: NEXT_TASK_NUMBER.with(|n| n.replace(n.get() + 1)),
-            name: Cell::new(None),
-            created_at,
+            id,
+            number: NEXT_TASK_NUMBER.with(|n| n.replace(n.get().wrapping_add(1))),
             stage: Cell::new(Stage::Running),
             cancel_requested: Cell::new(false),
-            panic_message: Cell::new(None),
+            created_at,
             waiter: Cell::new(None),
-            on_done: Cell::new(None),
+            rarely: Cell::new(None),
         }
+    }
+
+    /// Runs `f` on the rarely-used fields, creating them if needed.
+    fn rarely<R>(&self, f: impl FnOnce(&mut Rarely) -> R) -> R {
+        let mut rarely = self.rarely.take().unwrap_or_default();
+        let result = f(&mut rarely);
+        self.rarely.set(Some(rarely));
+        result
     }
 
     pub(crate) fn done(&self) -> bool {
@@ -165,9 +174,9 @@ impl TaskHeader {
         match self.stage.get() {
             Stage::Running | Stage::Finished => None,
             Stage::Cancelled => Some(TaskError::Cancelled),
-            Stage::Panicked => {
-                Some(self.panic_message.take().map_or(TaskError::Cancelled, |m| TaskError::Panicked(*m)))
-            }
+            Stage::Panicked => Some(
+                self.rarely(|r| r.panic_message.take()).map_or(TaskError::Cancelled, TaskError::Panicked),
+            ),
         }
     }
 
@@ -176,9 +185,7 @@ impl TaskHeader {
             return false;
         }
         self.cancel_requested.set(true);
-        if let Some(id) = self.id.get() {
-            self.event_loop.schedule_task(id);
-        }
+        self.event_loop.schedule_task(self.id);
         true
     }
 
@@ -188,10 +195,17 @@ impl TaskHeader {
             return;
         }
         self.stage.set(stage);
-        self.panic_message.set(panic_message.map(Box::new));
-        if let Some(hooks) = self.on_done.take() {
-            hooks.into_iter().for_each(|hook| hook());
-        }
+        let hooks = match (self.rarely.take(), panic_message) {
+            (None, None) => Vec::new(),
+            (rarely, panic_message) => {
+                let mut rarely = rarely.unwrap_or_default();
+                rarely.panic_message = panic_message;
+                let hooks = std::mem::take(&mut rarely.on_done);
+                self.rarely.set(Some(rarely));
+                hooks
+            }
+        };
+        hooks.into_iter().for_each(|hook| hook());
         if let Some(waker) = self.waiter.take() {
             waker.wake();
         }
@@ -202,9 +216,7 @@ impl TaskHeader {
         if self.done() {
             return hook();
         }
-        let mut hooks = self.on_done.take().unwrap_or_default();
-        hooks.push(hook);
-        self.on_done.set(Some(hooks));
+        self.rarely(|r| r.on_done.push(hook));
     }
 
     /// Remembers `cx`'s waker to wake when the task finishes.
@@ -214,14 +226,15 @@ impl TaskHeader {
     }
 
     fn name(&self) -> String {
-        let custom = self.name.take();
-        let name = custom.as_deref().cloned().unwrap_or_else(|| format!("Task-{}", self.number));
-        self.name.set(custom);
+        let custom = self.rarely.take();
+        let name =
+            custom.as_ref().and_then(|r| r.name.clone()).unwrap_or_else(|| format!("Task-{}", self.number));
+        self.rarely.set(custom);
         name
     }
 
     fn set_name(&self, name: String) {
-        self.name.set(Some(Box::new(name)));
+        self.rarely(|r| r.name = Some(name));
     }
 }
 
@@ -343,11 +356,10 @@ impl EventLoop {
         F: std::future::Future + 'static,
         F::Output: 'static,
     {
-        let state =
-            TaskState { header: TaskHeader::new(self.clone(), Location::caller()), output: Cell::new(None) };
-        let cell = PinnedFuture::new(state, future);
-        let id = self.spawn_task(cell.clone())?;
-        cell.extra().header.id.set(Some(id));
+        let id = self.next_task_id()?;
+        let header = TaskHeader::new(self.clone(), id, Location::caller());
+        let cell = PinnedFuture::new(TaskState { header, output: Cell::new(None) }, future);
+        self.spawn_task(cell.clone())?;
         Ok(Task { cell, awaiting: false })
     }
 
@@ -426,8 +438,8 @@ impl<T: 'static> Task<T> {
     }
 
     /// The task's id in its loop.
-    pub fn id(&self) -> Option<TaskId> {
-        self.cell.header().id.get()
+    pub fn id(&self) -> TaskId {
+        self.cell.header().id
     }
 
     /// A type-erased handle to the same task, as [`current_task`] and [`all_tasks`] give.
@@ -527,8 +539,8 @@ impl TaskRef {
     }
 
     /// See [`Task::id`].
-    pub fn id(&self) -> Option<TaskId> {
-        self.header().id.get()
+    pub fn id(&self) -> TaskId {
+        self.header().id
     }
 
     /// Where the task was created.
