@@ -137,6 +137,7 @@ pub(crate) struct LoopInner {
     injected: RefCell<Vec<Injected>>,
     state: Cell<RunState>,
     stopping: Cell<bool>,
+    timers_checked_at: Cell<Option<Instant>>,
     current_task: Cell<Option<TaskId>>,
     work_since_select: Cell<u64>,
     stats: StatCounters,
@@ -185,6 +186,7 @@ impl EventLoop {
             injected: RefCell::new(Vec::new()),
             state: Cell::new(RunState::Idle),
             stopping: Cell::new(false),
+            timers_checked_at: Cell::new(None),
             current_task: Cell::new(None),
             work_since_select: Cell::new(0),
             stats: StatCounters::default(),
@@ -247,6 +249,13 @@ impl EventLoop {
         self.check_open()?;
         add(&self.inner.stats.timers_scheduled, 1);
         Ok(self.inner.timers.push(when, TimerAction::Wake(waker)))
+    }
+
+    /// The clock reading at which the loop last fired due timers: every `wake_at` timer
+    /// with a deadline up to it has fired. Lets a woken `sleep` see that it is done
+    /// without reading the clock again.
+    pub(crate) fn timers_checked_at(&self) -> Option<Instant> {
+        self.inner.timers_checked_at.get()
     }
 
     /// Cancels a [`wake_at`](Self::wake_at) timer that has not fired.
@@ -567,6 +576,7 @@ impl EventLoop {
             return;
         }
         let now = self.time();
+        inner.timers_checked_at.set(Some(now));
         let mut cancelled = Vec::new();
         while let Some(action) = inner.timers.pop_due(now, &mut cancelled) {
             add(&inner.stats.timers_fired, 1);

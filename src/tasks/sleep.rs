@@ -53,7 +53,8 @@ impl std::future::Future for Sleep {
             }
             State::Unstarted(delay) => running_loop().time() + *delay,
             State::Armed { deadline, waker, .. } => {
-                if running_loop().time() >= *deadline {
+                let event_loop = running_loop();
+                if event_loop.timers_checked_at().is_some_and(|t| t >= *deadline) {
                     self.state = State::Done;
                     return Poll::Ready(());
                 }
