@@ -22,6 +22,7 @@ mod stats;
 mod task_slab;
 mod wake;
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
@@ -144,6 +145,7 @@ pub(crate) struct LoopInner {
     debug: Cell<bool>,
     slow_callback_duration: Cell<Duration>,
     exception_handler: RefCell<Option<ExceptionHandler>>,
+    extensions: RefCell<Vec<Rc<dyn Any>>>,
 }
 
 thread_local! {
@@ -193,6 +195,7 @@ impl EventLoop {
             debug: Cell::new(false),
             slow_callback_duration: Cell::new(DEFAULT_SLOW_CALLBACK_DURATION),
             exception_handler: RefCell::new(None),
+            extensions: RefCell::new(Vec::new()),
         };
         Ok(EventLoop { inner: Rc::new(inner) })
     }
@@ -381,6 +384,8 @@ impl EventLoop {
                 task.as_ref().abandon();
             }
         }
+        let extensions = std::mem::take(&mut *inner.extensions.borrow_mut());
+        drop(extensions);
         Ok(())
     }
 
@@ -460,6 +465,23 @@ impl EventLoop {
     /// All tasks not yet finished.
     pub(crate) fn all_tasks(&self) -> Vec<Pin<Rc<dyn Schedulable>>> {
         self.inner.tasks.borrow().all()
+    }
+
+    /// The loop's one value of type `T`, made with `T::default()` on first use: where the
+    /// layers above keep per-loop state (the executor's thread pool, say) without the loop
+    /// knowing their types. Dropped when the loop closes, after its tasks.
+    pub(crate) fn extension<T: Default + 'static>(&self) -> Rc<T> {
+        let found = self.inner.extensions.borrow().iter().find_map(|e| e.clone().downcast::<T>().ok());
+        found.unwrap_or_else(|| {
+            let value = Rc::new(T::default());
+            self.inner.extensions.borrow_mut().push(value.clone());
+            value
+        })
+    }
+
+    /// The loop's value of type `T`, if [`extension`](Self::extension) made one.
+    pub(crate) fn existing_extension<T: 'static>(&self) -> Option<Rc<T>> {
+        self.inner.extensions.borrow().iter().find_map(|e| e.clone().downcast::<T>().ok())
     }
 
     /// Number of tasks not yet finished.

@@ -28,12 +28,15 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod event_loop;
+pub mod executor;
 pub mod future;
 pub mod selector;
+pub mod signals;
 pub mod sync;
 pub mod sys;
 pub mod tasks;
 pub mod timer;
+pub mod transport;
 
 pub use event_loop::{
     default_exception_handler, get_running_loop, EventLoop, ExceptionContext, Handle, LoopError, LoopStats,

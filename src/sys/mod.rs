@@ -7,6 +7,7 @@
 pub mod epoll;
 pub mod eventfd;
 pub mod pinned;
+pub mod socket;
 pub mod waker;
 
 use std::io;

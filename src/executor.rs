@@ -1,0 +1,1 @@
+//! Placeholder: the executor (run_in_executor, DNS, run_coroutine_threadsafe) is being written.
