@@ -32,6 +32,7 @@ pub mod executor;
 pub mod future;
 pub mod selector;
 pub mod signals;
+pub mod streams;
 pub mod sync;
 pub mod sys;
 pub mod tasks;

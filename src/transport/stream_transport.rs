@@ -1,0 +1,419 @@
+//! A connected stream socket on the loop: asyncio's `_SelectorSocketTransport`.
+//!
+//! Reading: the socket is registered for reading once and stays registered while reading
+//! is on, so a read costs one `recv` and no `epoll_ctl`. Each readable event does one
+//! `recv` into a buffer shared by all transports of the thread and hands the bytes to the
+//! protocol.
+//!
+//! Writing: `write` tries `send` at once; only what the kernel refuses is buffered, and
+//! only then is a writer registered, to be removed again when the buffer drains. Above
+//! the high-water mark (64 KiB by default, as asyncio) the protocol is told to pause;
+//! below the low-water mark (16 KiB) to resume.
+//!
+//! Closing: `close` stops reading, flushes the buffer, then closes; `abort` closes at once.
+//! Either way the fd is unregistered before it is closed, and `connection_lost` is called
+//! once, from a callback of its own (as asyncio schedules it with `call_soon`).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+use bytes::{Buf, BytesMut};
+
+use super::protocol::Protocol;
+use crate::event_loop::EventLoop;
+use crate::sys::socket::{SockAddr, Socket};
+
+/// asyncio's default high-water mark for a transport's write buffer.
+pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
+
+/// How much one readable event reads at most.
+const READ_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// One read buffer for every transport of the thread: a read is handed on before the
+    /// next one starts, so idle connections cost no buffer of their own.
+    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_SIZE]);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Open,
+    /// `close()` was called; the write buffer is being flushed.
+    Closing,
+    Closed,
+}
+
+struct Inner {
+    event_loop: EventLoop,
+    fd: RawFd,
+    socket: RefCell<Option<Socket>>,
+    protocol: RefCell<Option<Rc<RefCell<dyn Protocol>>>>,
+    state: Cell<State>,
+    write_buffer: RefCell<BytesMut>,
+    writer_registered: Cell<bool>,
+    reading: Cell<bool>,
+    eof_requested: Cell<bool>,
+    protocol_paused: Cell<bool>,
+    high_water: Cell<usize>,
+    low_water: Cell<usize>,
+    local_addr: Option<SockAddr>,
+    peer_addr: Option<SockAddr>,
+    on_closed: RefCell<Option<Box<dyn FnOnce()>>>,
+}
+
+/// A stream connection's transport (asyncio's `asyncio.Transport`): what a protocol
+/// writes to and closes. Cloning gives another handle to the same connection.
+#[derive(Clone)]
+pub struct Transport {
+    inner: Rc<Inner>,
+}
+
+impl Transport {
+    /// Wraps a connected socket, calls the protocol's `connection_made` in the next
+    /// iteration and starts reading right after (asyncio's `_SelectorSocketTransport`).
+    pub(crate) fn start(
+        event_loop: &EventLoop,
+        socket: Socket,
+        protocol: Rc<RefCell<dyn Protocol>>,
+    ) -> Transport {
+        let transport = Transport {
+            inner: Rc::new(Inner {
+                event_loop: event_loop.clone(),
+                fd: socket.as_raw_fd(),
+                local_addr: socket.local_addr().ok(),
+                peer_addr: socket.peer_addr().ok(),
+                socket: RefCell::new(Some(socket)),
+                protocol: RefCell::new(Some(protocol.clone())),
+                state: Cell::new(State::Open),
+                write_buffer: RefCell::new(BytesMut::new()),
+                writer_registered: Cell::new(false),
+                reading: Cell::new(false),
+                eof_requested: Cell::new(false),
+                protocol_paused: Cell::new(false),
+                high_water: Cell::new(DEFAULT_HIGH_WATER),
+                low_water: Cell::new(DEFAULT_HIGH_WATER / 4),
+                on_closed: RefCell::new(None),
+            }),
+        };
+        let starting = transport.clone();
+        let scheduled = event_loop.call_soon(move || {
+            protocol.borrow_mut().connection_made(&starting);
+            if starting.inner.state.get() == State::Open {
+                starting.resume_reading();
+            }
+        });
+        if scheduled.is_err() {
+            transport.abort();
+        }
+        transport
+    }
+
+    /// Runs `callback` once the transport has closed and `connection_lost` was called
+    /// (how a `Server` counts its live connections).
+    pub(crate) fn on_closed(&self, callback: impl FnOnce() + 'static) {
+        *self.inner.on_closed.borrow_mut() = Some(Box::new(callback));
+    }
+
+    /// Sends `data`, at once as far as the kernel takes it, buffering the rest (asyncio's
+    /// `Transport.write`). Ignored once the transport is closing or after `write_eof`.
+    pub fn write(&self, data: &[u8]) {
+        let inner = &self.inner;
+        if inner.state.get() != State::Open || inner.eof_requested.get() || data.is_empty() {
+            return;
+        }
+        let mut sent = 0;
+        if inner.write_buffer.borrow().is_empty() {
+            match self.send(data) {
+                Ok(n) => sent = n,
+                Err(error) => return self.fatal_error(error),
+            }
+            if sent == data.len() {
+                return;
+            }
+        }
+        inner.write_buffer.borrow_mut().extend_from_slice(&data[sent..]);
+        self.register_writer();
+        self.maybe_pause_protocol();
+    }
+
+    /// One `send`, with `EAGAIN` and `EINTR` meaning "nothing sent".
+    fn send(&self, data: &[u8]) -> io::Result<usize> {
+        let socket = self.inner.socket.borrow();
+        let Some(socket) = socket.as_ref() else { return Ok(0) };
+        match socket.send(data) {
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(0),
+            result => result,
+        }
+    }
+
+    fn register_writer(&self) {
+        if self.inner.writer_registered.replace(true) {
+            return;
+        }
+        let transport = self.clone();
+        if let Err(error) = self.inner.event_loop.add_writer(self.inner.fd, move || transport.on_writable()) {
+            self.inner.writer_registered.set(false);
+            self.fatal_error(error);
+        }
+    }
+
+    /// The writer callback: flush what the kernel takes; when empty, stop watching.
+    fn on_writable(&self) {
+        let inner = &self.inner;
+        let result = {
+            let mut buffer = inner.write_buffer.borrow_mut();
+            self.send(&buffer).map(|n| buffer.advance(n))
+        };
+        if let Err(error) = result {
+            return self.fatal_error(error);
+        }
+        self.maybe_resume_protocol();
+        if !inner.write_buffer.borrow().is_empty() {
+            return;
+        }
+        inner.writer_registered.set(false);
+        let _ = inner.event_loop.remove_writer(inner.fd);
+        if inner.eof_requested.get() {
+            self.shutdown_write();
+        }
+        if inner.state.get() == State::Closing {
+            self.finish_close(None);
+        }
+    }
+
+    /// The reader callback: one `recv`, handed to the protocol.
+    fn on_readable(&self) {
+        let outcome = READ_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
+            Ok(mut buffer) => self.read_into(&mut buffer),
+            Err(_) => self.read_into(&mut vec![0; READ_SIZE]),
+        });
+        match outcome {
+            Ok(true) => {}
+            Ok(false) => self.eof_received(),
+            Err(error) => self.fatal_error(error),
+        }
+    }
+
+    /// Reads once into `buffer` and delivers it; false at end of stream.
+    fn read_into(&self, buffer: &mut [u8]) -> io::Result<bool> {
+        let received = match self.inner.socket.borrow().as_ref() {
+            Some(socket) => socket.recv(buffer),
+            None => return Ok(true),
+        };
+        match received {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                self.with_protocol(|protocol| protocol.data_received(&buffer[..n]));
+                Ok(true)
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn eof_received(&self) {
+        self.pause_reading();
+        let keep_open = self.with_protocol(|protocol| protocol.eof_received()).unwrap_or(false);
+        if !keep_open {
+            self.close();
+        }
+    }
+
+    /// Calls the protocol, unless it is gone or busy (re-entered from its own callback).
+    fn with_protocol<R>(&self, f: impl FnOnce(&mut dyn Protocol) -> R) -> Option<R> {
+        let protocol = self.inner.protocol.borrow().clone()?;
+        let mut protocol = protocol.try_borrow_mut().ok()?;
+        Some(f(&mut *protocol))
+    }
+
+    /// Calls the protocol now, or, if it is in the middle of one of its own callbacks
+    /// (it wrote from `data_received`, say), right after that returns.
+    fn notify_protocol(&self, f: fn(&mut dyn Protocol)) {
+        if self.with_protocol(f).is_none() {
+            let transport = self.clone();
+            let _ = self.inner.event_loop.call_soon(move || {
+                transport.with_protocol(f);
+            });
+        }
+    }
+
+    fn maybe_pause_protocol(&self) {
+        let inner = &self.inner;
+        if !inner.protocol_paused.get() && self.get_write_buffer_size() > inner.high_water.get() {
+            inner.protocol_paused.set(true);
+            self.notify_protocol(|protocol| protocol.pause_writing());
+        }
+    }
+
+    fn maybe_resume_protocol(&self) {
+        let inner = &self.inner;
+        if inner.protocol_paused.get() && self.get_write_buffer_size() <= inner.low_water.get() {
+            inner.protocol_paused.set(false);
+            self.notify_protocol(|protocol| protocol.resume_writing());
+        }
+    }
+
+    /// Closes the writing side once the buffer is flushed; reading goes on (asyncio's
+    /// `Transport.write_eof`).
+    pub fn write_eof(&self) {
+        let inner = &self.inner;
+        if inner.state.get() != State::Open || inner.eof_requested.replace(true) {
+            return;
+        }
+        if inner.write_buffer.borrow().is_empty() {
+            self.shutdown_write();
+        }
+    }
+
+    fn shutdown_write(&self) {
+        if let Some(socket) = self.inner.socket.borrow().as_ref() {
+            let _ = socket.shutdown(Shutdown::Write);
+        }
+    }
+
+    /// True: this transport can `write_eof` (asyncio's `can_write_eof`).
+    pub fn can_write_eof(&self) -> bool {
+        true
+    }
+
+    /// Closes the connection after flushing what is buffered (asyncio's
+    /// `Transport.close`); `connection_lost(None)` follows. Closing twice does nothing.
+    pub fn close(&self) {
+        let inner = &self.inner;
+        if inner.state.get() != State::Open {
+            return;
+        }
+        inner.state.set(State::Closing);
+        self.pause_reading();
+        if inner.write_buffer.borrow().is_empty() {
+            self.finish_close(None);
+        }
+    }
+
+    /// Closes at once, dropping whatever is buffered (asyncio's `Transport.abort`).
+    pub fn abort(&self) {
+        self.finish_close(None);
+    }
+
+    fn fatal_error(&self, error: io::Error) {
+        self.finish_close(Some(error));
+    }
+
+    /// Unregisters and closes the socket, then schedules `connection_lost`.
+    fn finish_close(&self, error: Option<io::Error>) {
+        let inner = &self.inner;
+        if inner.state.replace(State::Closed) == State::Closed {
+            return;
+        }
+        self.pause_reading();
+        if inner.writer_registered.replace(false) {
+            let _ = inner.event_loop.remove_writer(inner.fd);
+        }
+        inner.write_buffer.borrow_mut().clear();
+        let socket = inner.socket.borrow_mut().take();
+        let protocol = inner.protocol.borrow_mut().take();
+        let on_closed = inner.on_closed.borrow_mut().take();
+        let lost = move || {
+            drop(socket);
+            if let Some(protocol) = protocol {
+                protocol.borrow_mut().connection_lost(error);
+            }
+            if let Some(on_closed) = on_closed {
+                on_closed();
+            }
+        };
+        // The loop is closed: close here, without the protocol hearing of it.
+        if let Err(e) = inner.event_loop.call_soon(lost) {
+            drop(e);
+        }
+    }
+
+    /// Stops reading until [`resume_reading`](Self::resume_reading) (asyncio's
+    /// `Transport.pause_reading`): the reader is unregistered, so the kernel's buffer fills
+    /// and the peer is slowed down.
+    pub fn pause_reading(&self) {
+        let inner = &self.inner;
+        if inner.reading.replace(false) {
+            let _ = inner.event_loop.remove_reader(inner.fd);
+        }
+    }
+
+    /// Starts reading again (asyncio's `Transport.resume_reading`).
+    pub fn resume_reading(&self) {
+        let inner = &self.inner;
+        if inner.state.get() != State::Open || inner.reading.replace(true) {
+            return;
+        }
+        let transport = self.clone();
+        if let Err(error) = inner.event_loop.add_reader(inner.fd, move || transport.on_readable()) {
+            inner.reading.set(false);
+            self.fatal_error(error);
+        }
+    }
+
+    /// True while reading is on (asyncio's `Transport.is_reading`).
+    pub fn is_reading(&self) -> bool {
+        self.inner.reading.get()
+    }
+
+    /// True once `close` or `abort` was called (asyncio's `Transport.is_closing`).
+    pub fn is_closing(&self) -> bool {
+        self.inner.state.get() != State::Open
+    }
+
+    /// Bytes buffered, waiting for the kernel (asyncio's `get_write_buffer_size`).
+    pub fn get_write_buffer_size(&self) -> usize {
+        self.inner.write_buffer.borrow().len()
+    }
+
+    /// Sets the flow-control marks (asyncio's `set_write_buffer_limits`): `high` defaults
+    /// to 64 KiB, `low` to a quarter of `high`.
+    pub fn set_write_buffer_limits(&self, high: Option<usize>, low: Option<usize>) {
+        let high = high.unwrap_or(DEFAULT_HIGH_WATER);
+        let low = low.unwrap_or(high / 4).min(high);
+        self.inner.high_water.set(high);
+        self.inner.low_water.set(low);
+        self.maybe_pause_protocol();
+        self.maybe_resume_protocol();
+    }
+
+    /// The (high, low) flow-control marks (asyncio's `get_write_buffer_limits`).
+    pub fn get_write_buffer_limits(&self) -> (usize, usize) {
+        (self.inner.high_water.get(), self.inner.low_water.get())
+    }
+
+    /// The remote address (asyncio's `get_extra_info("peername")`).
+    pub fn peer_addr(&self) -> Option<&SockAddr> {
+        self.inner.peer_addr.as_ref()
+    }
+
+    /// The local address (asyncio's `get_extra_info("sockname")`).
+    pub fn local_addr(&self) -> Option<&SockAddr> {
+        self.inner.local_addr.as_ref()
+    }
+
+    /// The socket's fd while it is open (asyncio's `get_extra_info("socket")`).
+    pub fn fd(&self) -> Option<RawFd> {
+        self.inner.socket.borrow().as_ref().map(|s| s.as_raw_fd())
+    }
+
+    /// The loop this transport runs on.
+    pub fn get_loop(&self) -> &EventLoop {
+        &self.inner.event_loop
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("fd", &self.inner.fd)
+            .field("state", &self.inner.state.get())
+            .field("peer", &self.inner.peer_addr)
+            .field("buffered", &self.get_write_buffer_size())
+            .finish()
+    }
+}
