@@ -307,17 +307,27 @@ impl EventLoop {
 
     fn set_fd_callback(&self, fd: RawFd, side: Side, callback: Rc<dyn Callback>) -> io::Result<()> {
         self.check_open()?;
-        let replaced = self.inner.fds.borrow_mut().set(fd, side, callback)?;
-        if let Some(old) = replaced {
-            old.state().cancel();
+        let outcome = self.inner.fds.borrow_mut().set(fd, side, callback);
+        // Callbacks are dropped here, after the borrow: their destructors may use the loop.
+        match outcome {
+            Ok(replaced) => {
+                if let Some(old) = replaced {
+                    old.state().cancel();
+                }
+                Ok(())
+            }
+            Err((error, refused)) => {
+                drop(refused);
+                Err(error)
+            }
         }
-        Ok(())
     }
 
     fn remove_fd_callback(&self, fd: RawFd, side: Side) -> io::Result<bool> {
-        let removed = self.inner.fds.borrow_mut().remove(fd, side)?;
+        let (removed, updated) = self.inner.fds.borrow_mut().remove(fd, side);
         // A call already queued for this iteration must not run after its removal.
-        Ok(removed.map(|callback| callback.state().cancel()).is_some())
+        let was_there = removed.map(|callback| callback.state().cancel()).is_some();
+        updated.map(|()| was_there)
     }
 
     /// What `fd` is registered for with the selector, if it has a reader or writer.
@@ -329,6 +339,7 @@ impl EventLoop {
     /// Fails if the loop is closed or running, or another loop runs on this thread.
     pub fn run_forever(&self) -> Result<(), LoopError> {
         let _running = self.enter()?;
+        let _clear_stop = ClearStopOnExit(&self.inner);
         loop {
             self.iterate()?;
             if self.inner.stopping.get() {
@@ -374,6 +385,11 @@ impl EventLoop {
         let injected = inner.remote.close();
         let ready = std::mem::take(&mut *inner.ready.borrow_mut());
         let timers = inner.timers.drain();
+        for timer in &timers {
+            if let TimerAction::Callback(callback) = timer {
+                callback.state().set_in_timer_heap(false);
+            }
+        }
         let fd_callbacks = inner.fds.borrow_mut().clear();
         drop((injected, ready, timers, fd_callbacks));
         loop {
@@ -721,9 +737,18 @@ struct RunningGuard {
     inner: Rc<LoopInner>,
 }
 
+/// `run_forever` consumes a `stop()` when it returns, as asyncio resets `_stopping`;
+/// `run_once` leaves it for the next run.
+struct ClearStopOnExit<'a>(&'a LoopInner);
+
+impl Drop for ClearStopOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.stopping.set(false);
+    }
+}
+
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.inner.stopping.set(false);
         if self.inner.state.get() == RunState::Running {
             self.inner.state.set(RunState::Idle);
         }

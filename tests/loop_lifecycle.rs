@@ -330,3 +330,13 @@ fn loop_errors_display_and_convert_to_io_errors() {
         assert_eq!(io.kind(), std::io::ErrorKind::Other);
     }
 }
+
+#[test]
+fn cancelling_a_timer_after_close_is_not_counted_as_a_heap_cancellation() {
+    let event_loop = EventLoop::new().unwrap();
+    let handle = event_loop.call_later(Duration::from_secs(3600), || {}).unwrap();
+    event_loop.close().unwrap();
+    handle.cancel();
+    assert!(handle.cancelled());
+    assert_eq!(event_loop.stats().timers_cancelled, 0, "the timer was no longer in the heap");
+}

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use evloop::timer::{TimerHeap, TimerItem, COMPACT_MIN_ENTRIES};
+use evloop::timer::{TimerHeap, TimerKey, COMPACT_MIN_ENTRIES};
 use evloop::{EventLoop, TimerHandle};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -162,23 +162,12 @@ proptest! {
 // ---------------------------------------------------------------------------------------
 // The TimerHeap on its own.
 
-#[derive(Debug)]
-struct Item {
-    id: usize,
-    cancelled: Rc<Cell<bool>>,
-}
-
-impl TimerItem for Item {
-    fn is_cancelled(&self) -> bool {
-        self.cancelled.get()
-    }
-}
-
 #[derive(Clone, Debug)]
 enum HeapOp {
     /// Push a timer at base + µs.
     Push(u64),
-    /// Cancel this many consecutive timers, starting at one picked among all pushed so far.
+    /// Cancel this many consecutive timers, starting at one picked among all pushed so far
+    /// (those no longer queued, or cancelled already, are skipped: `cancel`'s contract).
     Cancel(Index, usize),
     /// `pop_due(base + µs)` until it returns None.
     PopDue(u64),
@@ -188,11 +177,18 @@ enum HeapOp {
     Compact,
 }
 
+/// Microseconds after `base`, spread over a few millisecond buckets, with favourites so that
+/// many deadlines are equal. `base` is 2 ms before the heap is made, so some deadlines also
+/// fall before its origin.
+fn offset_us() -> impl Strategy<Value = u64> {
+    prop_oneof![2 => prop::sample::select(vec![0u64, 1, 999, 1000, 2000, 2500, 4999]), 3 => 0..5000u64]
+}
+
 fn heap_op() -> impl Strategy<Value = HeapOp> {
     prop_oneof![
-        3 => (0..20u64).prop_map(HeapOp::Push),
+        3 => offset_us().prop_map(HeapOp::Push),
         4 => (any::<Index>(), 1..30usize).prop_map(|(i, n)| HeapOp::Cancel(i, n)),
-        1 => (0..20u64).prop_map(HeapOp::PopDue),
+        1 => (0..6000u64).prop_map(HeapOp::PopDue),
         1 => Just(HeapOp::NextDeadline),
         2 => Just(HeapOp::Compact),
     ]
@@ -202,7 +198,7 @@ fn heap_op() -> impl Strategy<Value = HeapOp> {
 fn heap_program() -> impl Strategy<Value = Vec<HeapOp>> {
     (
         prop::collection::vec(
-            (0..20u64).prop_map(HeapOp::Push),
+            offset_us().prop_map(HeapOp::Push),
             COMPACT_MIN_ENTRIES..COMPACT_MIN_ENTRIES + 60,
         ),
         prop::collection::vec(heap_op(), 0..120),
@@ -219,31 +215,32 @@ type ModelEntry = (Instant, u64, usize);
 struct HeapModel {
     /// Entries still in the heap (cancelled or not), sorted by (deadline, sequence).
     entries: Vec<ModelEntry>,
-    /// Cancel flags of every item ever pushed, by id.
-    flags: Vec<Rc<Cell<bool>>>,
+    /// The key `push` returned for each id.
+    keys: Vec<TimerKey>,
+    /// Ids cancelled while queued.
+    cancelled: HashSet<usize>,
     /// Ids still in the heap.
     in_heap: HashSet<usize>,
     next_seq: u64,
 }
 
 impl HeapModel {
-    /// Cancels item `id` the way the loop does: flag it, and tell the heap once if it is
-    /// still in there.
-    fn cancel(&self, heap: &TimerHeap<Item>, id: usize) {
-        if !self.flags[id].replace(true) && self.in_heap.contains(&id) {
-            heap.note_cancelled();
+    /// Cancels `id` the way the loop does: once, and only while it is still queued.
+    fn cancel(&mut self, heap: &TimerHeap<usize>, id: usize) {
+        if self.in_heap.contains(&id) && self.cancelled.insert(id) {
+            heap.cancel(self.keys[id]);
         }
     }
 
     fn cancelled_in_heap(&self) -> usize {
-        self.entries.iter().filter(|e| self.flags[e.2].get()).count()
+        self.entries.iter().filter(|e| self.cancelled.contains(&e.2)).count()
     }
 
     /// Drops cancelled entries from the front, as the heap does lazily; returns their ids.
     fn discard_cancelled_front(&mut self) -> Vec<usize> {
         let mut garbage = Vec::new();
         while let Some(&(_, _, id)) = self.entries.first() {
-            if !self.flags[id].get() {
+            if !self.cancelled.contains(&id) {
                 break;
             }
             self.entries.remove(0);
@@ -257,29 +254,32 @@ impl HeapModel {
 static COMPACTIONS: AtomicUsize = AtomicUsize::new(0);
 
 fn run_heap_program(ops: &[HeapOp]) -> Result<(), TestCaseError> {
-    let base = Instant::now();
-    let heap: TimerHeap<Item> = TimerHeap::new();
-    let mut model =
-        HeapModel { entries: Vec::new(), flags: Vec::new(), in_heap: HashSet::new(), next_seq: 0 };
-    let ids = |items: &[Item]| items.iter().map(|i| i.id).collect::<Vec<_>>();
+    let now = Instant::now();
+    let base = now.checked_sub(Duration::from_millis(2)).unwrap_or(now);
+    let heap: TimerHeap<usize> = TimerHeap::new();
+    let mut model = HeapModel {
+        entries: Vec::new(),
+        keys: Vec::new(),
+        cancelled: HashSet::new(),
+        in_heap: HashSet::new(),
+        next_seq: 0,
+    };
 
     for op in ops {
         match *op {
             HeapOp::Push(us) => {
                 let when = base + Duration::from_micros(us);
-                let id = model.flags.len();
-                let flag = Rc::new(Cell::new(false));
-                heap.push(when, Item { id, cancelled: flag.clone() });
-                model.flags.push(flag);
-                let key = (when, model.next_seq, id);
+                let id = model.keys.len();
+                model.keys.push(heap.push(when, id));
+                let entry = (when, model.next_seq, id);
                 model.next_seq += 1;
-                let at = model.entries.partition_point(|e| *e < key);
-                model.entries.insert(at, key);
+                let at = model.entries.partition_point(|e| *e < entry);
+                model.entries.insert(at, entry);
                 model.in_heap.insert(id);
             }
-            HeapOp::Cancel(start, count) if !model.flags.is_empty() => {
-                let start = start.index(model.flags.len());
-                for id in start..(start + count).min(model.flags.len()) {
+            HeapOp::Cancel(start, count) if !model.keys.is_empty() => {
+                let start = start.index(model.keys.len());
+                for id in start..(start + count).min(model.keys.len()) {
                     model.cancel(&heap, id);
                 }
             }
@@ -290,7 +290,7 @@ fn run_heap_program(ops: &[HeapOp]) -> Result<(), TestCaseError> {
                     let mut garbage = Vec::new();
                     let popped = heap.pop_due(now, &mut garbage);
                     let expected_garbage = model.discard_cancelled_front();
-                    prop_assert_eq!(ids(&garbage), expected_garbage);
+                    prop_assert_eq!(garbage, expected_garbage);
                     let expected = match model.entries.first() {
                         Some(&(when, _, id)) if when <= now => {
                             model.entries.remove(0);
@@ -299,7 +299,7 @@ fn run_heap_program(ops: &[HeapOp]) -> Result<(), TestCaseError> {
                         }
                         _ => None,
                     };
-                    prop_assert_eq!(popped.as_ref().map(|i| i.id), expected);
+                    prop_assert_eq!(popped, expected);
                     if popped.is_none() {
                         break;
                     }
@@ -308,21 +308,21 @@ fn run_heap_program(ops: &[HeapOp]) -> Result<(), TestCaseError> {
             HeapOp::NextDeadline => {
                 let mut garbage = Vec::new();
                 let deadline = heap.next_deadline(&mut garbage);
-                prop_assert_eq!(ids(&garbage), model.discard_cancelled_front());
+                prop_assert_eq!(garbage, model.discard_cancelled_front());
                 prop_assert_eq!(deadline, model.entries.first().map(|e| e.0));
             }
             HeapOp::Compact => {
                 let len = model.entries.len();
                 let cancelled = model.cancelled_in_heap();
-                let mut removed = ids(&heap.compact_if_worthwhile());
+                let mut removed = heap.compact_if_worthwhile();
                 removed.sort_unstable();
                 if len >= COMPACT_MIN_ENTRIES && cancelled * 2 > len {
                     COMPACTIONS.fetch_add(1, Ordering::Relaxed);
                     let mut expected: Vec<usize> =
-                        model.entries.iter().map(|e| e.2).filter(|&id| model.flags[id].get()).collect();
+                        model.entries.iter().map(|e| e.2).filter(|id| model.cancelled.contains(id)).collect();
                     expected.sort_unstable();
                     prop_assert_eq!(&removed, &expected);
-                    model.entries.retain(|e| !model.flags[e.2].get());
+                    model.entries.retain(|e| !model.cancelled.contains(&e.2));
                     for id in expected {
                         model.in_heap.remove(&id);
                     }
@@ -348,11 +348,11 @@ fn run_heap_program(ops: &[HeapOp]) -> Result<(), TestCaseError> {
     let far = base + Duration::from_secs(1);
     let mut rest = Vec::new();
     let mut garbage = Vec::new();
-    while let Some(item) = heap.pop_due(far, &mut garbage) {
-        rest.push(item.id);
+    while let Some(id) = heap.pop_due(far, &mut garbage) {
+        rest.push(id);
     }
     let expected: Vec<usize> =
-        model.entries.iter().map(|e| e.2).filter(|&id| !model.flags[id].get()).collect();
+        model.entries.iter().map(|e| e.2).filter(|id| !model.cancelled.contains(id)).collect();
     prop_assert_eq!(rest, expected);
     prop_assert!(heap.is_empty());
     prop_assert_eq!(heap.cancelled_count(), 0);
@@ -368,13 +368,27 @@ fn timer_heap_behaves_like_a_sorted_list() {
 
 #[test]
 fn timer_heap_compaction_keeps_order_and_shrinks() {
-    // A fixed program: 150 timers on 5 deadlines, 2 of 3 cancelled, then compacted.
+    // A fixed program: 150 timers on 5 deadlines in 3 buckets, 2 of 3 cancelled, compacted,
+    // then more pushed into the same buckets and everything popped.
     let ops: Vec<HeapOp> = (0..150u64)
-        .map(|i| HeapOp::Push(i % 5))
+        .map(|i| HeapOp::Push([0, 1, 1000, 1001, 2000][i as usize % 5]))
         .chain((0..150).filter(|i| i % 3 != 0).map(HeapOp::CancelId))
-        .chain([HeapOp::Compact, HeapOp::PopDue(2), HeapOp::Compact, HeapOp::NextDeadline])
+        .chain([HeapOp::Compact, HeapOp::Push(1000), HeapOp::Push(0), HeapOp::NextDeadline])
+        .chain([HeapOp::PopDue(1000), HeapOp::Compact, HeapOp::Push(2000), HeapOp::NextDeadline])
         .collect();
     let before = COMPACTIONS.load(Ordering::Relaxed);
     run_heap_program(&ops).unwrap();
     assert!(COMPACTIONS.load(Ordering::Relaxed) > before);
+}
+
+#[test]
+fn timer_heap_compaction_that_empties_whole_buckets() {
+    // Every timer of the earliest bucket cancelled: after compaction the heap must neither
+    // lose track of the later buckets nor trip over the emptied one.
+    let ops: Vec<HeapOp> = (0..120u64)
+        .map(|i| HeapOp::Push(if i < 80 { 0 } else { 3000 }))
+        .chain((0..80).map(HeapOp::CancelId))
+        .chain([HeapOp::Compact, HeapOp::NextDeadline, HeapOp::Push(0), HeapOp::PopDue(5000)])
+        .collect();
+    run_heap_program(&ops).unwrap();
 }

@@ -26,6 +26,18 @@ pub(crate) enum Side {
     Writer,
 }
 
+impl Side {
+    fn interest(self) -> Interest {
+        match self {
+            Side::Reader => Interest::READ,
+            Side::Writer => Interest::WRITE,
+        }
+    }
+}
+
+/// What `set` returns: the replaced callback, or the error and the refused callback.
+pub(crate) type SetResult = Result<Option<Rc<dyn Callback>>, (io::Error, Rc<dyn Callback>)>;
+
 #[derive(Default)]
 struct FdEntry {
     generation: u32,
@@ -80,56 +92,67 @@ impl FdCallbacks {
     }
 
     /// Installs `callback` as `fd`'s reader or writer; returns the one it replaces.
-    pub(crate) fn set(
-        &mut self,
-        fd: RawFd,
-        side: Side,
-        callback: Rc<dyn Callback>,
-    ) -> io::Result<Option<Rc<dyn Callback>>> {
-        let index = fd_index(fd)?;
+    ///
+    /// The selector is asked first, so an fd the kernel refuses (closed, a huge number)
+    /// leaves no trace; the refused callback comes back with the error, for the caller to
+    /// drop outside any borrow of the loop.
+    pub(crate) fn set(&mut self, fd: RawFd, side: Side, callback: Rc<dyn Callback>) -> SetResult {
+        let index = match fd_index(fd) {
+            Ok(index) => index,
+            Err(error) => return Err((error, callback)),
+        };
+        let before = self.entries.get(index).map_or(Interest::NONE, FdEntry::interest);
+        let generation = match self.entries.get(index) {
+            Some(entry) if !before.is_empty() => entry.generation,
+            _ => self.next_generation,
+        };
+        if let Err(error) = self.update_selector(fd, before, before | side.interest(), generation) {
+            return Err((error, callback));
+        }
+        if before.is_empty() {
+            self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        }
         if index >= self.entries.len() {
             self.entries.resize_with(index + 1, FdEntry::default);
         }
-        let before = self.entries[index].interest();
-        let replaced = self.entries[index].side(side).replace(callback);
-        if let Err(e) = self.update_selector(fd, before) {
-            let failed = std::mem::replace(self.entries[index].side(side), replaced);
-            drop(failed);
-            return Err(e);
-        }
-        Ok(replaced)
+        let entry = &mut self.entries[index];
+        entry.generation = generation;
+        Ok(entry.side(side).replace(callback))
     }
 
-    /// Removes `fd`'s reader or writer; returns it, or `None` if there was none.
-    pub(crate) fn remove(&mut self, fd: RawFd, side: Side) -> io::Result<Option<Rc<dyn Callback>>> {
+    /// Removes `fd`'s reader or writer. Returns the removed callback (for the caller to
+    /// drop outside any borrow) and whether the selector agreed; the table entry is gone
+    /// either way.
+    pub(crate) fn remove(&mut self, fd: RawFd, side: Side) -> (Option<Rc<dyn Callback>>, io::Result<()>) {
         let Some(entry) = usize::try_from(fd).ok().and_then(|i| self.entries.get_mut(i)) else {
-            return Ok(None);
+            return (None, Ok(()));
         };
         let before = entry.interest();
         let removed = entry.side(side).take();
-        if removed.is_some() {
-            self.update_selector(fd, before)?;
-        }
-        Ok(removed)
+        let (after, generation) = (entry.interest(), entry.generation);
+        let updated = self.update_selector(fd, before, after, generation);
+        (removed, updated)
     }
 
-    /// Brings the selector in line with `fd`'s entry, whose interest was `before`.
-    fn update_selector(&mut self, fd: RawFd, before: Interest) -> io::Result<()> {
-        let entry = &mut self.entries[fd as usize];
-        let after = entry.interest();
+    /// Tells the selector that `fd`'s interest goes from `before` to `after`, if it changes.
+    fn update_selector(
+        &mut self,
+        fd: RawFd,
+        before: Interest,
+        after: Interest,
+        generation: u32,
+    ) -> io::Result<()> {
         if after == before {
             return Ok(());
         }
         if before.is_empty() {
-            entry.generation = self.next_generation;
-            self.next_generation = self.next_generation.wrapping_add(1).max(1);
-            self.selector.register(fd, after, token(fd, entry.generation))?;
+            self.selector.register(fd, after, token(fd, generation))?;
             self.watched += 1;
         } else if after.is_empty() {
             self.watched -= 1;
             self.selector.unregister(fd)?;
         } else {
-            self.selector.modify(fd, after, token(fd, entry.generation))?;
+            self.selector.modify(fd, after, token(fd, generation))?;
         }
         Ok(())
     }
@@ -169,7 +192,8 @@ impl FdCallbacks {
 
     /// What `fd` is registered for, if anything.
     pub(crate) fn interest(&self, fd: RawFd) -> Option<Interest> {
-        self.selector.interest(fd).filter(|_| fd_index(fd).is_ok_and(|i| i < self.entries.len()))
+        let entry = self.entries.get(usize::try_from(fd).ok()?)?;
+        Some(entry.interest()).filter(|interest| !interest.is_empty())
     }
 
     /// Unregisters every user fd and returns all their callbacks (for `close`).

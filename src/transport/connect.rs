@@ -31,9 +31,10 @@ impl Default for ServerOptions {
 }
 
 impl EventLoop {
-    /// The addresses `host` names, in the resolver's order: an IP literal (IPv6 with or
+    /// The addresses `host` names, in the resolver's order (what `create_connection` uses):
+    /// an IP literal (IPv6 with or
     /// without brackets) directly, anything else through `getaddrinfo` on the executor.
-    pub(crate) async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    pub async fn resolve(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         let literal = host.trim_start_matches('[').trim_end_matches(']');
         if let Ok(ip) = literal.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, port)]);
