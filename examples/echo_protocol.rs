@@ -68,7 +68,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("serve") {
         let address: std::net::SocketAddr = args.get(1).map_or("127.0.0.1:8888", String::as_str).parse()?;
-        return Ok(evloop::run(async move {
+        return evloop::run(async move {
             let event_loop = evloop::get_running_loop()?;
             let factory = || EchoServer { transport: None };
             let server = event_loop
@@ -77,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("serving on {:?}", server.addresses());
             server.wait_closed().await;
             Ok::<(), Box<dyn std::error::Error>>(())
-        })??);
+        })?;
     }
     evloop::run(async {
         let event_loop = evloop::get_running_loop()?;

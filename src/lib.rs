@@ -43,6 +43,9 @@ pub use event_loop::{
     default_exception_handler, get_running_loop, EventLoop, ExceptionContext, Handle, LoopError, LoopStats,
     RemoteLoop, TaskId, TimerHandle, POLL_IO_EVERY,
 };
+pub use executor::{
+    run_coroutine_threadsafe, ConcurrentError, ConcurrentFuture, ExecutorError, ExecutorFuture,
+};
 pub use future::{DoneCallbackId, Future, FutureError};
 pub use selector::Interest;
 pub use tasks::{

@@ -200,9 +200,16 @@ impl StreamReader {
     }
 
     /// Nothing more to read now: an error if the connection failed, else park the waker.
+    /// A read that needs more than the buffer may hold resumes a paused transport first
+    /// (asyncio's `_wait_for_data`), or it would wait forever.
     fn wait(&self, cx: &Context<'_>) -> Poll<Result<Bytes, StreamError>> {
         if let Some(error) = self.state.error.borrow().as_ref() {
             return Poll::Ready(Err(StreamError::Io(error.to_error())));
+        }
+        if self.state.paused.replace(false) {
+            if let Some(transport) = self.state.transport.borrow().as_ref() {
+                transport.resume_reading();
+            }
         }
         self.state.waiter.set(Some(cx.waker().clone()));
         Poll::Pending

@@ -16,12 +16,14 @@
 //!
 //! Arguments the parent does not know (`--bench`, which `cargo bench` passes, and any other
 //! `--flag`) are ignored; a bare word keeps only the cases whose name contains it.
-//! Environment: `EVLOOP_BENCH_RUNS` (runs per side, default 3) and `EVLOOP_BENCH_N`
-//! (operations per run, default: each case's own).
+//! Environment: `EVLOOP_BENCH_RUNS` (runs per side, default 3), `EVLOOP_BENCH_N`
+//! (operations per run, default: each case's own) and `EVLOOP_BENCH_TIMEOUT` (seconds a
+//! child may run before it is killed and the bench fails, default 120).
 
 use std::fmt::Write as _;
+use std::io::Read as _;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The two implementations compared in every row.
 pub const SIDES: [&str; 2] = ["evloop", "tokio"];
@@ -275,15 +277,32 @@ fn stat(samples: &[Sample], f: fn(&Sample) -> f64, decimals: usize) -> String {
 }
 
 fn run_child(side: &str, case: &str, n: u64) -> Sample {
+    let limit = Duration::from_secs(env_u64("EVLOOP_BENCH_TIMEOUT").unwrap_or(120));
     let exe = std::env::current_exe().expect("current_exe");
-    let output = Command::new(exe)
+    let mut child = Command::new(exe)
         .args(["--side", side, "--case", case, "--n", &n.to_string()])
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .output()
+        .spawn()
         .expect("spawn bench child");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "child {side} {case} failed: {}\n{stdout}", output.status);
+    // A loop that never stops must fail the bench, not hang it. The child prints one
+    // short line, so its stdout pipe cannot fill up while we wait.
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for bench child") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child {side} {case} still running after {limit:?} (EVLOOP_BENCH_TIMEOUT): killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stdout = String::new();
+    child.stdout.take().expect("piped stdout").read_to_string(&mut stdout).expect("read child stdout");
+    assert!(status.success(), "child {side} {case} failed: {status}\n{stdout}");
     stdout
         .lines()
         .find_map(Sample::parse)

@@ -1,9 +1,12 @@
 //! `Queue`, `LifoQueue` and `PriorityQueue`: asyncio's queues for coroutines.
 //!
-//! Items are handed over directly: a `put` with getters waiting gives the item to the
-//! longest-waiting getter, and a `get` that frees room takes the item of the longest-
-//! waiting putter into the queue. A getter cancelled after it was handed an item gives
-//! the item back (to the next getter, or to the front of the queue), so no item is lost.
+//! Waiters are served in order and nobody can take what was granted to another:
+//! - a `put` with getters waiting hands the item to the longest-waiting getter; until that
+//!   getter runs, the item still counts as in the queue (for `qsize` and `maxsize`), and a
+//!   getter cancelled meanwhile gives it back (to the next getter, or to the front);
+//! - a `get` that frees room reserves it for the longest-waiting putter, which puts its
+//!   own item when it runs; a putter cancelled meanwhile passes the room on, and its item
+//!   is not put (as in asyncio).
 
 use std::cell::Cell;
 use std::cmp::Reverse;
@@ -118,9 +121,10 @@ enum GetSlot<T> {
     Given(T),
 }
 
-enum PutSlot<T> {
-    Offering(T),
-    Taken,
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PutSlot {
+    Waiting,
+    RoomReserved,
 }
 
 /// A queue for coroutines (asyncio's `asyncio.Queue`); `O` picks the order:
@@ -148,7 +152,11 @@ pub struct Queue<T, O: Order<T> = Fifo> {
     maxsize: usize,
     buffer: std::cell::RefCell<O::Buffer>,
     getters: WaitQueue<GetSlot<T>>,
-    putters: WaitQueue<PutSlot<T>>,
+    putters: WaitQueue<PutSlot>,
+    /// Items handed to getters that have not run yet.
+    handed_out: Cell<usize>,
+    /// Room reserved for putters that have not run yet.
+    reserved: Cell<usize>,
     unfinished: Cell<usize>,
     finished: Event,
 }
@@ -170,6 +178,8 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
             buffer: Default::default(),
             getters: WaitQueue::default(),
             putters: WaitQueue::default(),
+            handed_out: Cell::new(0),
+            reserved: Cell::new(0),
             unfinished: Cell::new(0),
             finished,
         }
@@ -180,9 +190,10 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
         self.maxsize
     }
 
-    /// Items in the queue (asyncio's `Queue.qsize`).
+    /// Items in the queue (asyncio's `Queue.qsize`), those handed to a getter that has
+    /// not run yet included.
     pub fn qsize(&self) -> usize {
-        O::len(&self.buffer.borrow())
+        O::len(&self.buffer.borrow()) + self.handed_out.get()
     }
 
     /// True if there are no items (asyncio's `Queue.empty`).
@@ -190,19 +201,19 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
         self.qsize() == 0
     }
 
-    /// True if `put` would wait (asyncio's `Queue.full`).
+    /// True if `put` would wait (asyncio's `Queue.full`). Room reserved for a woken
+    /// putter counts as taken.
     pub fn full(&self) -> bool {
-        self.maxsize > 0 && self.qsize() >= self.maxsize
+        self.maxsize > 0 && self.qsize() + self.reserved.get() >= self.maxsize
     }
 
     /// Puts `item` without waiting, or gives it back if the queue is full (asyncio's
     /// `Queue.put_nowait`).
     pub fn put_nowait(&self, item: T) -> Result<(), QueueFull<T>> {
-        if self.full() && self.getters.is_empty() {
+        if self.full() || !self.putters.is_empty() {
             return Err(QueueFull(item));
         }
-        self.count_new_item();
-        self.offer(item);
+        self.add_item(item);
         Ok(())
     }
 
@@ -213,21 +224,24 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
             Ok(()) => return,
             Err(QueueFull(item)) => item,
         };
-        let parked = ParkedPut { queue: self, waiter: self.putters.push(PutSlot::Offering(item)) };
+        let mut parked = ParkedPut { queue: self, waiter: self.putters.push(PutSlot::Waiting), done: false };
         poll_fn(|cx| {
-            if matches!(*parked.waiter.state.borrow(), PutSlot::Taken) {
+            if *parked.waiter.state.borrow() == PutSlot::RoomReserved {
                 return Poll::Ready(());
             }
             parked.waiter.register(cx);
             Poll::Pending
         })
-        .await
+        .await;
+        parked.done = true;
+        self.reserved.set(self.reserved.get() - 1);
+        self.add_item(item);
     }
 
     /// Takes an item without waiting (asyncio's `Queue.get_nowait`).
     pub fn get_nowait(&self) -> Result<T, QueueEmpty> {
         let item = O::pop(&mut self.buffer.borrow_mut()).ok_or(QueueEmpty)?;
-        self.admit_putter();
+        self.reserve_room_for_putter();
         Ok(item)
     }
 
@@ -246,6 +260,8 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
             match given {
                 GetSlot::Given(item) => {
                     parked = None;
+                    self.handed_out.set(self.handed_out.get() - 1);
+                    self.reserve_room_for_putter();
                     Poll::Ready(item)
                 }
                 GetSlot::Waiting => {
@@ -280,31 +296,32 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
         }
     }
 
-    fn count_new_item(&self) {
+    /// A new item: counted as unfinished work, then handed to a getter or stored.
+    fn add_item(&self, item: T) {
         self.unfinished.set(self.unfinished.get() + 1);
         self.finished.clear();
+        self.offer(item);
     }
 
-    /// Hands `item` to the longest-waiting getter, or stores it.
+    /// Hands `item` to the longest-waiting getter, or stores it at the back.
     fn offer(&self, item: T) {
         match self.getters.pop_front() {
-            Some(getter) => getter.grant(GetSlot::Given(item)),
+            Some(getter) => {
+                self.handed_out.set(self.handed_out.get() + 1);
+                getter.grant(GetSlot::Given(item));
+            }
             None => O::push(&mut self.buffer.borrow_mut(), item),
         }
     }
 
-    /// After an item left: moves the longest-waiting putter's item in, if there is room.
-    fn admit_putter(&self) {
-        if self.full() {
+    /// Room freed: reserve it for the longest-waiting putter and wake it.
+    fn reserve_room_for_putter(&self) {
+        if self.maxsize > 0 && self.qsize() + self.reserved.get() >= self.maxsize {
             return;
         }
         if let Some(putter) = self.putters.pop_front() {
-            let offered = std::mem::replace(&mut *putter.state.borrow_mut(), PutSlot::Taken);
-            if let PutSlot::Offering(item) = offered {
-                self.count_new_item();
-                O::push(&mut self.buffer.borrow_mut(), item);
-            }
-            putter.grant(PutSlot::Taken);
+            self.reserved.set(self.reserved.get() + 1);
+            putter.grant(PutSlot::RoomReserved);
         }
     }
 }
@@ -317,29 +334,46 @@ struct ParkedGet<'a, T: 'static, O: Order<T>> {
 
 impl<T: 'static, O: Order<T>> Drop for ParkedGet<'_, T, O> {
     fn drop(&mut self) {
+        let queue = self.queue;
         let slot = std::mem::replace(&mut *self.waiter.state.borrow_mut(), GetSlot::Waiting);
         match slot {
-            GetSlot::Given(item) => match self.queue.getters.pop_front() {
-                Some(next) => next.grant(GetSlot::Given(item)),
-                None => O::unpop(&mut self.queue.buffer.borrow_mut(), item),
-            },
+            GetSlot::Given(item) => {
+                queue.handed_out.set(queue.handed_out.get() - 1);
+                match queue.getters.pop_front() {
+                    Some(next) => {
+                        queue.handed_out.set(queue.handed_out.get() + 1);
+                        next.grant(GetSlot::Given(item));
+                    }
+                    None => O::unpop(&mut queue.buffer.borrow_mut(), item),
+                }
+            }
             GetSlot::Waiting => {
-                self.queue.getters.remove(&self.waiter);
+                queue.getters.remove(&self.waiter);
             }
         }
     }
 }
 
-/// A `put` waiting for room; dropped before its item was taken, it leaves the queue and
-/// the item is not put.
+/// A `put` waiting for room; dropped before it put its item, it leaves the queue, or
+/// passes on the room reserved for it. The item is not put.
 struct ParkedPut<'a, T: 'static, O: Order<T>> {
     queue: &'a Queue<T, O>,
-    waiter: Rc<Waiter<PutSlot<T>>>,
+    waiter: Rc<Waiter<PutSlot>>,
+    done: bool,
 }
 
 impl<T: 'static, O: Order<T>> Drop for ParkedPut<'_, T, O> {
     fn drop(&mut self) {
-        self.queue.putters.remove(&self.waiter);
+        if self.done {
+            return;
+        }
+        let queue = self.queue;
+        if *self.waiter.state.borrow() == PutSlot::RoomReserved {
+            queue.reserved.set(queue.reserved.get() - 1);
+            queue.reserve_room_for_putter();
+        } else {
+            queue.putters.remove(&self.waiter);
+        }
     }
 }
 

@@ -50,7 +50,7 @@ impl Semaphore {
 
     /// A permit if one is free and nobody is waiting, without waiting.
     pub fn try_acquire(&self) -> Option<SemaphorePermit<'_>> {
-        self.take_free().then_some(SemaphorePermit { semaphore: self })
+        self.take_free().then(|| SemaphorePermit { semaphore: self })
     }
 
     fn take_free(&self) -> bool {

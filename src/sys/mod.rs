@@ -7,6 +7,7 @@
 pub mod epoll;
 pub mod eventfd;
 pub mod pinned;
+pub mod signal;
 pub mod socket;
 pub mod waker;
 

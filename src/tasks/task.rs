@@ -373,12 +373,17 @@ impl EventLoop {
         if self.is_running() {
             return Err(RunError::Loop(LoopError::AlreadyRunning));
         }
-        let stop_when_done = StopOnDrop(self.clone());
+        let armed = Rc::new(Cell::new(true));
+        let stop_when_done = StopOnDrop(self.clone(), armed.clone());
         let task = self.create_task(async move {
             let _stop = stop_when_done;
             future.await
         })?;
-        self.run_forever()?;
+        let ran = self.run_forever();
+        // If the loop was stopped early, the task may finish during a later run: it must
+        // not stop that one.
+        armed.set(false);
+        ran?;
         match task.cell.take_outcome() {
             Some(outcome) => Ok(outcome?),
             None => Err(RunError::StoppedBeforeComplete),
@@ -386,13 +391,15 @@ impl EventLoop {
     }
 }
 
-/// Stops the loop when dropped: when the coroutine holding it finishes, panics or is
-/// cancelled.
-struct StopOnDrop(EventLoop);
+/// Stops the loop when dropped (the coroutine holding it finished, panicked or was
+/// cancelled), while its `run_until_complete` is still waiting for it.
+struct StopOnDrop(EventLoop, Rc<Cell<bool>>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
-        self.0.stop();
+        if self.1.get() {
+            self.0.stop();
+        }
     }
 }
 

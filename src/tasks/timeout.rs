@@ -7,7 +7,7 @@ use std::fmt;
 use std::future::{poll_fn, Future, IntoFuture};
 use std::pin::pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::sleep::{sleep, Sleep};
@@ -55,10 +55,12 @@ pub async fn wait_for<F: IntoFuture>(future: F, limit: Duration) -> Result<F::Ou
 /// assert_eq!(result, Err(evloop::TimeoutError));
 /// # Ok::<(), evloop::RunError>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Timeout {
     deadline: Rc<Cell<Option<Instant>>>,
     expired: Rc<Cell<bool>>,
+    /// The block's task, woken by `reschedule` so a moved deadline takes effect at once.
+    waker: Rc<Cell<Option<Waker>>>,
 }
 
 /// A [`Timeout`] `delay` from now (asyncio's `asyncio.timeout(delay)`).
@@ -72,7 +74,16 @@ pub fn timeout(delay: Duration) -> Timeout {
 
 /// A [`Timeout`] at loop time `when`, or none for `None` (asyncio's `asyncio.timeout_at`).
 pub fn timeout_at(when: Option<Instant>) -> Timeout {
-    Timeout { deadline: Rc::new(Cell::new(when)), expired: Rc::new(Cell::new(false)) }
+    Timeout { deadline: Rc::new(Cell::new(when)), expired: Rc::new(Cell::new(false)), waker: Rc::default() }
+}
+
+impl std::fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("when", &self.deadline.get())
+            .field("expired", &self.expired.get())
+            .finish()
+    }
 }
 
 impl Timeout {
@@ -85,6 +96,7 @@ impl Timeout {
             if let Poll::Ready(output) = block.as_mut().poll(cx) {
                 return Poll::Ready(Ok(output));
             }
+            self.waker.set(Some(cx.waker().clone()));
             let Some(deadline) = self.deadline.get() else { return Poll::Pending };
             if armed.as_ref().is_none_or(|(at, _)| *at != deadline) {
                 let now = get_running_loop().expect("timeout polled outside a running event loop").time();
@@ -103,6 +115,9 @@ impl Timeout {
     /// Moves the deadline (asyncio's `Timeout.reschedule`); `None` removes it.
     pub fn reschedule(&self, when: Option<Instant>) {
         self.deadline.set(when);
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
     }
 
     /// The current deadline (asyncio's `Timeout.when`).

@@ -39,11 +39,7 @@ impl EventLoop {
         if let Ok(ip) = literal.parse::<IpAddr>() {
             return Ok(vec![SocketAddr::new(ip, port)]);
         }
-        // TEMPORARY until the executor's getaddrinfo lands: only localhost.
-        let addresses: Vec<SocketAddr> = match host {
-            "localhost" => vec![SocketAddr::from(([127, 0, 0, 1], port))],
-            _ => Vec::new(),
-        };
+        let addresses = self.getaddrinfo(host, port).await?;
         if addresses.is_empty() {
             return Err(io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address")));
         }
@@ -64,7 +60,7 @@ impl EventLoop {
             match self.connect_stream(&SockAddr::Inet(address)).await {
                 Ok(socket) => {
                     let _ = socket.set_nodelay(true);
-                    return Ok(self.start_transport(socket, protocol_factory()));
+                    return Ok(self.start_transport(socket, protocol_factory()).await);
                 }
                 Err(error) => last_error = Some(error),
             }
@@ -80,7 +76,7 @@ impl EventLoop {
         path: impl AsRef<Path>,
     ) -> io::Result<(Transport, Rc<RefCell<P>>)> {
         let socket = self.connect_stream(&SockAddr::Unix(Some(path.as_ref().to_path_buf()))).await?;
-        Ok(self.start_transport(socket, protocol_factory()))
+        Ok(self.start_transport(socket, protocol_factory()).await)
     }
 
     async fn connect_stream(&self, address: &SockAddr) -> io::Result<Socket> {
@@ -89,9 +85,17 @@ impl EventLoop {
         Ok(socket)
     }
 
-    fn start_transport<P: Protocol>(&self, socket: Socket, protocol: P) -> (Transport, Rc<RefCell<P>>) {
+    /// Starts the transport and returns once `connection_made` has run, as asyncio's
+    /// `create_connection` waits for it.
+    async fn start_transport<P: Protocol>(&self, socket: Socket, protocol: P) -> (Transport, Rc<RefCell<P>>) {
         let protocol = Rc::new(RefCell::new(protocol));
         let transport = Transport::start(self, socket, protocol.clone());
+        let made = self.create_future::<()>();
+        let done = made.clone();
+        // Scheduled after the transport's start callback, so it runs after connection_made.
+        if self.call_soon(move || drop(done.set_result(()))).is_ok() {
+            let _ = made.await;
+        }
         (transport, protocol)
     }
 

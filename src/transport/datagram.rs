@@ -85,6 +85,9 @@ impl DatagramTransport {
         let starting = transport.clone();
         let _ = event_loop.call_soon(move || {
             protocol.borrow_mut().connection_made(&starting);
+            if starting.inner.closed.get() {
+                return;
+            }
             let reader = starting.clone();
             if let Err(error) =
                 starting.inner.event_loop.add_reader(starting.inner.fd, move || reader.on_readable())

@@ -56,6 +56,7 @@ struct Inner {
     write_buffer: RefCell<BytesMut>,
     writer_registered: Cell<bool>,
     reading: Cell<bool>,
+    read_paused: Cell<bool>,
     eof_requested: Cell<bool>,
     protocol_paused: Cell<bool>,
     high_water: Cell<usize>,
@@ -92,6 +93,7 @@ impl Transport {
                 write_buffer: RefCell::new(BytesMut::new()),
                 writer_registered: Cell::new(false),
                 reading: Cell::new(false),
+                read_paused: Cell::new(false),
                 eof_requested: Cell::new(false),
                 protocol_paused: Cell::new(false),
                 high_water: Cell::new(DEFAULT_HIGH_WATER),
@@ -102,7 +104,7 @@ impl Transport {
         let starting = transport.clone();
         let scheduled = event_loop.call_soon(move || {
             protocol.borrow_mut().connection_made(&starting);
-            if starting.inner.state.get() == State::Open {
+            if starting.inner.state.get() == State::Open && !starting.inner.read_paused.get() {
                 starting.resume_reading();
             }
         });
@@ -337,6 +339,7 @@ impl Transport {
     /// and the peer is slowed down.
     pub fn pause_reading(&self) {
         let inner = &self.inner;
+        inner.read_paused.set(true);
         if inner.reading.replace(false) {
             let _ = inner.event_loop.remove_reader(inner.fd);
         }
@@ -345,6 +348,7 @@ impl Transport {
     /// Starts reading again (asyncio's `Transport.resume_reading`).
     pub fn resume_reading(&self) {
         let inner = &self.inner;
+        inner.read_paused.set(false);
         if inner.state.get() != State::Open || inner.reading.replace(true) {
             return;
         }

@@ -1,0 +1,649 @@
+//! Streams (asyncio's `streams.py`): `start_server` / `open_connection`, every read
+//! coroutine, `IncompleteRead` and `LimitOverrun`, lines as an async stream, 64 MiB each
+//! way at once, flow control in both directions (`drain` and reader-side pausing), and
+//! `wait_closed`.
+
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Duration;
+
+use evloop::streams::{
+    open_connection, start_server, StreamError, StreamReader, StreamWriter, DEFAULT_LIMIT,
+};
+use evloop::sync::Event;
+use evloop::transport::Server;
+use evloop::{create_task, sleep, wait_for};
+use futures_core::Stream;
+
+/// Every test body runs under this limit, so a bug fails the test instead of hanging it.
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn run_test<F>(body: F) -> F::Output
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    evloop::run(async move { wait_for(body, LIMIT).await.expect("test timed out") }).expect("loop failed")
+}
+
+fn port_of(server: &Server) -> u16 {
+    server.addresses()[0].as_inet().expect("an IP listener").port()
+}
+
+/// A server that sends `script` in one write and closes.
+async fn script_server(script: &'static [u8]) -> (Server, u16) {
+    let server = start_server(
+        move |_reader, writer| async move {
+            writer.write(script);
+            writer.close();
+            writer.wait_closed().await;
+        },
+        "127.0.0.1",
+        0,
+    )
+    .await
+    .expect("start_server");
+    let port = port_of(&server);
+    (server, port)
+}
+
+/// A line echo server: each line comes back; at the end of the stream it closes.
+async fn echo_server() -> (Server, u16) {
+    let server = start_server(
+        |reader, writer| async move {
+            loop {
+                let line = reader.readline().await.expect("readline on the server");
+                if line.is_empty() {
+                    break;
+                }
+                writer.write(&line);
+                writer.drain().await.expect("drain on the server");
+            }
+            writer.close();
+        },
+        "127.0.0.1",
+        0,
+    )
+    .await
+    .expect("start_server");
+    let port = port_of(&server);
+    (server, port)
+}
+
+/// Polls `future` once, in the calling task's context.
+async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
+    poll_fn(move |cx| Poll::Ready(future.as_mut().poll(cx))).await
+}
+
+/// FNV-1a over 64-bit little-endian words (fast enough in debug builds), fed in pieces of
+/// any size, with the length mixed in at the end.
+#[derive(Clone)]
+struct Checksum {
+    hash: u64,
+    carry: [u8; 8],
+    carried: usize,
+    len: u64,
+}
+
+impl Checksum {
+    fn new() -> Checksum {
+        Checksum { hash: 0xcbf2_9ce4_8422_2325, carry: [0; 8], carried: 0, len: 0 }
+    }
+
+    fn word(&mut self, word: u64) {
+        self.hash = (self.hash ^ word).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(23);
+    }
+
+    fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        while self.carried > 0 && !data.is_empty() {
+            self.carry[self.carried] = data[0];
+            self.carried += 1;
+            data = &data[1..];
+            if self.carried == 8 {
+                self.word(u64::from_le_bytes(self.carry));
+                self.carried = 0;
+            }
+        }
+        let mut words = data.chunks_exact(8);
+        for word in &mut words {
+            self.word(u64::from_le_bytes(word.try_into().unwrap()));
+        }
+        for &byte in words.remainder() {
+            self.carry[self.carried] = byte;
+            self.carried += 1;
+        }
+    }
+
+    fn finish(&self) -> (u64, u64) {
+        let mut last = self.clone();
+        let mut tail = [0u8; 8];
+        tail[..self.carried].copy_from_slice(&self.carry[..self.carried]);
+        last.word(u64::from_le_bytes(tail) ^ ((self.carried as u64) << 56));
+        last.word(self.len);
+        (last.hash, self.len)
+    }
+}
+
+/// A checksum and the byte count it covers.
+type Sum = (u64, u64);
+
+/// `len` pseudo-random bytes (xorshift), different for each seed.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes `blocks` MiB (a pattern with the block number in front of each MiB), draining
+/// after each, then half-closes; returns the checksum of what it wrote.
+async fn send_mib_blocks(writer: &StreamWriter, blocks: u64, seed: u64) -> (u64, u64) {
+    let mut block = pattern(1 << 20, seed);
+    let mut sent = Checksum::new();
+    for number in 0..blocks {
+        block[..8].copy_from_slice(&number.to_le_bytes());
+        writer.write(&block);
+        sent.update(&block);
+        writer.drain().await.expect("drain");
+    }
+    writer.write_eof();
+    sent.finish()
+}
+
+/// Reads to the end in `read(64 KiB)` pieces; the checksum of what arrived.
+async fn receive_all(reader: &StreamReader) -> (u64, u64) {
+    let mut received = Checksum::new();
+    loop {
+        let piece = reader.read(64 * 1024).await.expect("read");
+        if piece.is_empty() {
+            break;
+        }
+        received.update(&piece);
+    }
+    assert!(reader.at_eof());
+    received.finish()
+}
+
+#[test]
+fn open_connection_and_start_server_echo_lines() {
+    run_test(async {
+        let (server, port) = echo_server().await;
+        let (reader, writer) = open_connection("127.0.0.1", port).await.expect("open_connection");
+        assert_eq!(writer.peer_addr().and_then(|a| a.as_inet()).map(|a| a.port()), Some(port));
+        for line in [&b"first line\n"[..], b"second\n", b"\n", b"last one\n"] {
+            writer.write(line);
+            writer.drain().await.unwrap();
+            assert_eq!(reader.readline().await.unwrap(), line);
+        }
+        writer.writelines([&b"a"[..], b"b\n", b"c\n"]);
+        assert_eq!(reader.readline().await.unwrap(), &b"ab\n"[..]);
+        assert_eq!(reader.readline().await.unwrap(), &b"c\n"[..]);
+        // Half-close: the server sees the end, closes, and we see ours.
+        assert!(writer.can_write_eof());
+        writer.write_eof();
+        assert_eq!(reader.readline().await.unwrap(), &b""[..]);
+        assert!(reader.at_eof());
+        writer.close();
+        writer.wait_closed().await;
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+#[test]
+fn every_read_coroutine_over_a_connection() {
+    run_test(async {
+        let (server, port) = script_server(b"line one\nAAAA--BBBBBBrest of it").await;
+        let (reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+        assert_eq!(reader.readline().await.unwrap(), &b"line one\n"[..]);
+        assert_eq!(reader.readuntil(b"--").await.unwrap(), &b"AAAA--"[..]);
+        assert_eq!(reader.readexactly(6).await.unwrap(), &b"BBBBBB"[..]);
+        assert_eq!(reader.read(0).await.unwrap(), &b""[..]);
+        assert_eq!(reader.read(4).await.unwrap(), &b"rest"[..]);
+        assert!(!reader.at_eof());
+        assert_eq!(reader.read_to_end().await.unwrap(), &b" of it"[..]);
+        assert!(reader.at_eof());
+        // At the end: empty reads, incomplete exact reads.
+        assert_eq!(reader.read(10).await.unwrap(), &b""[..]);
+        assert_eq!(reader.readline().await.unwrap(), &b""[..]);
+        assert_eq!(reader.read_to_end().await.unwrap(), &b""[..]);
+        assert_eq!(reader.readexactly(0).await.unwrap(), &b""[..]);
+        match reader.readexactly(1).await {
+            Err(StreamError::IncompleteRead { partial, expected: Some(1) }) => assert!(partial.is_empty()),
+            other => panic!("readexactly at the end gave {other:?}"),
+        }
+        match reader.readuntil(b"\n").await {
+            Err(StreamError::IncompleteRead { partial, expected: None }) => assert!(partial.is_empty()),
+            other => panic!("readuntil at the end gave {other:?}"),
+        }
+        writer.close();
+        writer.wait_closed().await;
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+#[test]
+fn incomplete_reads_carry_what_came_before_the_end() {
+    run_test(async {
+        let (server, port) = script_server(b"12345").await;
+        let (reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+        let error = reader.readexactly(10).await.expect_err("only 5 bytes come");
+        assert!(error.to_string().contains("5 bytes read on a total of 10"), "{error}");
+        match error {
+            StreamError::IncompleteRead { partial, expected } => {
+                assert_eq!(partial, &b"12345"[..]);
+                assert_eq!(expected, Some(10));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(reader.at_eof());
+        writer.close();
+
+        let (reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+        match reader.readuntil(b"\r\n").await {
+            Err(StreamError::IncompleteRead { partial, expected: None }) => {
+                assert_eq!(partial, &b"12345"[..])
+            }
+            other => panic!("readuntil without its separator gave {other:?}"),
+        }
+        assert!(reader.at_eof());
+        writer.close();
+
+        // readline gives the last partial line instead of an error, as asyncio does.
+        let (reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+        assert_eq!(reader.readline().await.unwrap(), &b"12345"[..]);
+        assert_eq!(reader.readline().await.unwrap(), &b""[..]);
+        writer.close();
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+#[test]
+fn limit_overrun_behaviours() {
+    run_test(async {
+        // readuntil: the separator is past the limit; the data stays in the buffer.
+        let reader = StreamReader::new(8);
+        assert_eq!(reader.limit(), 8);
+        reader.feed_data(b"0123456789\nok\n");
+        match reader.readuntil(b"\n").await {
+            Err(StreamError::LimitOverrun { consumed }) => assert!(consumed > 8, "consumed {consumed}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(reader.readexactly(11).await.unwrap(), &b"0123456789\n"[..]);
+        // Separator and all exactly at the limit is fine.
+        reader.feed_data(b"1234567\n");
+        assert_eq!(reader.readuntil(b"ok\n").await.unwrap(), &b"ok\n"[..]);
+        assert_eq!(reader.readline().await.unwrap(), &b"1234567\n"[..]);
+
+        // readline: the long line is dropped, separator included, and the next one read.
+        reader.feed_data(b"0123456789\nnext\n");
+        let error = reader.readline().await.expect_err("a line longer than the limit");
+        assert!(matches!(error, StreamError::LimitOverrun { .. }), "{error:?}");
+        assert_eq!(reader.readline().await.unwrap(), &b"next\n"[..]);
+
+        // No separator at all within the limit: LimitOverrun without waiting for more.
+        reader.feed_data(b"no newline in sight");
+        assert!(matches!(reader.readuntil(b"\n").await, Err(StreamError::LimitOverrun { .. })));
+        let error = reader.readline().await.expect_err("overrun");
+        assert!(matches!(error, StreamError::LimitOverrun { .. }));
+        // readline dropped what it looked at, as asyncio clears the buffer.
+        reader.feed_data(b"fresh\n");
+        assert_eq!(reader.readline().await.unwrap(), &b"fresh\n"[..]);
+
+        // Errors as io::Error.
+        let io_error: io::Error = StreamError::LimitOverrun { consumed: 9 }.into();
+        assert_eq!(io_error.kind(), io::ErrorKind::InvalidData);
+        let io_error: io::Error =
+            StreamError::IncompleteRead { partial: bytes::Bytes::new(), expected: Some(3) }.into();
+        assert_eq!(io_error.kind(), io::ErrorKind::UnexpectedEof);
+
+        // readexactly knows no limit.
+        reader.feed_data(&[b'x'; 100]);
+        reader.feed_eof();
+        assert_eq!(reader.readexactly(100).await.unwrap().len(), 100);
+        assert!(reader.at_eof());
+    });
+}
+
+#[test]
+fn a_read_waits_for_data_and_an_error_ends_it() {
+    run_test(async {
+        let reader = Rc::new(StreamReader::new(DEFAULT_LIMIT));
+        let waiting = {
+            let reader = reader.clone();
+            create_task(async move { reader.readexactly(6).await.map(|b| b.to_vec()) })
+        };
+        sleep(Duration::ZERO).await;
+        reader.feed_data(b"abc");
+        sleep(Duration::ZERO).await;
+        assert!(!waiting.done(), "readexactly(6) returned with 3 bytes");
+        reader.feed_data(b"def");
+        assert_eq!(waiting.await.unwrap().unwrap(), b"abcdef");
+
+        let failing = {
+            let reader = reader.clone();
+            create_task(async move { reader.readline().await.map(|b| b.to_vec()) })
+        };
+        sleep(Duration::ZERO).await;
+        reader.set_exception(&io::Error::from(io::ErrorKind::ConnectionReset));
+        match failing.await.unwrap() {
+            Err(StreamError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn lines_as_an_async_stream() {
+    run_test(async {
+        let (server, port) = script_server(b"a\nbb\n\nccc").await;
+        let (reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+        let mut lines = reader.lines();
+        let mut got = Vec::new();
+        while let Some(line) = lines.next().await {
+            got.push(line.expect("a line"));
+        }
+        assert_eq!(got, [&b"a\n"[..], b"bb\n", b"\n", b"ccc"]);
+        assert!(lines.next().await.is_none(), "the stream goes on after its end");
+        writer.close();
+
+        // The same through futures_core::Stream::poll_next.
+        let (reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+        let mut lines = reader.lines();
+        let mut got = Vec::new();
+        while let Some(line) = poll_fn(|cx| Pin::new(&mut lines).poll_next(cx)).await {
+            got.push(line.unwrap());
+        }
+        assert_eq!(got, [&b"a\n"[..], b"bb\n", b"\n", b"ccc"]);
+        assert!(poll_fn(|cx| Pin::new(&mut lines).poll_next(cx)).await.is_none());
+        writer.close();
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+#[test]
+fn sixty_four_mib_each_way_at_once() {
+    const MIB: u64 = 64;
+    run_test(async {
+        let server_sums: Rc<Cell<Option<(Sum, Sum)>>> = Rc::new(Cell::new(None));
+        let done = Rc::new(Event::new());
+        let (sums, finished) = (server_sums.clone(), done.clone());
+        let server = start_server(
+            move |reader, writer| {
+                let (sums, finished) = (sums.clone(), finished.clone());
+                async move {
+                    let writer = Rc::new(writer);
+                    let sending = {
+                        let writer = writer.clone();
+                        create_task(async move { send_mib_blocks(&writer, MIB, 2).await })
+                    };
+                    let received = receive_all(&reader).await;
+                    let sent = sending.await.expect("server's sender");
+                    writer.close();
+                    sums.set(Some((sent, received)));
+                    finished.set();
+                }
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let (reader, writer) = open_connection("127.0.0.1", port_of(&server)).await.unwrap();
+        let writer = Rc::new(writer);
+        let sending = {
+            let writer = writer.clone();
+            create_task(async move { send_mib_blocks(&writer, MIB, 1).await })
+        };
+        let received = receive_all(&reader).await;
+        let sent = sending.await.expect("client's sender");
+        done.wait().await;
+        let (server_sent, server_received) = server_sums.take().unwrap();
+        assert_eq!(sent.1, MIB << 20);
+        assert_eq!(server_received, sent, "client → server bytes differ");
+        assert_eq!(received, server_sent, "server → client bytes differ");
+        assert_ne!(sent, server_sent, "the two directions carried the same bytes");
+        writer.close();
+        writer.wait_closed().await;
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+#[test]
+fn drain_waits_while_the_peer_does_not_read() {
+    const SIZE: usize = 32 << 20;
+    run_test(async {
+        let go = Rc::new(Event::new());
+        let received = Rc::new(Cell::new(0usize));
+        let (start, count) = (go.clone(), received.clone());
+        let server = start_server(
+            move |reader, writer| {
+                let (start, count) = (start.clone(), count.clone());
+                async move {
+                    start.wait().await;
+                    loop {
+                        let piece = reader.read(1 << 20).await.unwrap();
+                        if piece.is_empty() {
+                            break;
+                        }
+                        count.set(count.get() + piece.len());
+                    }
+                    writer.close();
+                }
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let (reader, writer) = open_connection("127.0.0.1", port_of(&server)).await.unwrap();
+        // Nothing buffered: drain is ready at once.
+        assert!(poll_once(pin!(writer.drain())).await.is_ready());
+
+        writer.write(&pattern(SIZE, 9));
+        assert!(writer.transport().get_write_buffer_size() > 0);
+        let mut draining = pin!(writer.drain());
+        assert!(poll_once(draining.as_mut()).await.is_pending(), "drain did not wait for a stalled peer");
+        // Still waiting after the loop went round a few times.
+        for _ in 0..3 {
+            sleep(Duration::ZERO).await;
+        }
+        assert!(poll_once(draining.as_mut()).await.is_pending());
+
+        go.set();
+        draining.await.expect("drain once the peer reads");
+        assert!(writer.transport().get_write_buffer_size() <= 16 * 1024);
+        writer.write_eof();
+        assert_eq!(reader.read_to_end().await.unwrap(), &b""[..]);
+        assert_eq!(received.get(), SIZE);
+        writer.close();
+        writer.wait_closed().await;
+        // Once the connection is gone drain is an error.
+        assert!(writer.drain().await.is_err());
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+#[test]
+fn a_full_reader_pauses_its_transport_and_resumes_below_the_limit() {
+    const SIZE: usize = 4 << 20;
+    run_test(async {
+        let go = Rc::new(Event::new());
+        let start = go.clone();
+        let server = start_server(
+            move |_reader, writer| {
+                let start = start.clone();
+                async move {
+                    start.wait().await;
+                    writer.write(&pattern(SIZE, 11));
+                    writer.drain().await.unwrap();
+                    writer.close();
+                }
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let (reader, writer) = open_connection("127.0.0.1", port_of(&server)).await.unwrap();
+        assert_eq!(reader.limit(), DEFAULT_LIMIT);
+        let transport = writer.transport().clone();
+        // Reading starts (right after connection_made) ...
+        while !transport.is_reading() {
+            sleep(Duration::ZERO).await;
+        }
+        // ... and stops once the unread buffer passes twice the limit.
+        go.set();
+        while transport.is_reading() {
+            sleep(Duration::from_millis(1)).await;
+        }
+        assert!(!transport.is_closing());
+
+        // Read in small pieces until reading resumes: at or below the limit, well before
+        // the end.
+        let mut sum = Checksum::new();
+        while !transport.is_reading() {
+            let piece = reader.read(8 * 1024).await.unwrap();
+            assert!(!piece.is_empty());
+            sum.update(&piece);
+        }
+        let resumed_after = sum.len;
+        assert!(resumed_after < SIZE as u64, "reading resumed only after everything was read");
+        loop {
+            let piece = reader.read(64 * 1024).await.unwrap();
+            if piece.is_empty() {
+                break;
+            }
+            sum.update(&piece);
+        }
+        let mut expected = Checksum::new();
+        expected.update(&pattern(SIZE, 11));
+        assert_eq!(sum.finish(), expected.finish());
+        writer.close();
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+#[test]
+fn readexactly_more_than_twice_the_limit() {
+    const SIZE: usize = 1 << 20;
+    run_test(async {
+        let server = start_server(
+            |_reader, writer| async move {
+                writer.write(&pattern(SIZE, 12));
+                writer.close();
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let (reader, writer) = open_connection("127.0.0.1", port_of(&server)).await.unwrap();
+        let data = wait_for(reader.readexactly(SIZE), Duration::from_secs(3))
+            .await
+            .expect("readexactly(1 MiB) stalled: the transport stays paused")
+            .unwrap();
+        assert!(data == pattern(SIZE, 12));
+        writer.close();
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+#[test]
+fn read_to_end_of_more_than_twice_the_limit() {
+    const SIZE: usize = 1 << 20;
+    run_test(async {
+        let server = start_server(
+            |_reader, writer| async move {
+                writer.write(&pattern(SIZE, 13));
+                writer.close();
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let (reader, writer) = open_connection("127.0.0.1", port_of(&server)).await.unwrap();
+        let data = wait_for(reader.read_to_end(), Duration::from_secs(3))
+            .await
+            .expect("read_to_end of 1 MiB stalled: the transport stays paused")
+            .unwrap();
+        assert!(data == pattern(SIZE, 13));
+        writer.close();
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+#[test]
+fn wait_closed_after_close() {
+    run_test(async {
+        let (server, port) = echo_server().await;
+        let (reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+        writer.write(b"bye\n");
+        assert_eq!(reader.readline().await.unwrap(), &b"bye\n"[..]);
+        assert!(!writer.is_closing());
+        writer.close();
+        assert!(writer.is_closing());
+        writer.wait_closed().await;
+        // Closing our side ends our reader too; waiting again returns at once.
+        assert_eq!(reader.read(10).await.unwrap(), &b""[..]);
+        writer.wait_closed().await;
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+#[test]
+fn a_server_handler_sees_each_client_in_its_own_task() {
+    run_test(async {
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let record = seen.clone();
+        let server = start_server(
+            move |reader, writer| {
+                let record = record.clone();
+                async move {
+                    let name = reader.readline().await.unwrap();
+                    record.borrow_mut().push(name.to_vec());
+                    writer.write(b"hello ");
+                    writer.write(&name);
+                    writer.close();
+                }
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let port = port_of(&server);
+        let clients = (0..20).map(|i| async move {
+            let (reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+            writer.write(format!("client {i}\n").as_bytes());
+            let reply = reader.read_to_end().await.unwrap();
+            writer.close();
+            assert_eq!(reply, format!("hello client {i}\n").as_bytes());
+        });
+        evloop::gather(clients).await.unwrap();
+        assert_eq!(seen.borrow().len(), 20);
+        server.close();
+        server.wait_closed().await;
+    });
+}
