@@ -661,7 +661,7 @@ impl EventLoop {
         let outcome = catch_unwind(AssertUnwindSafe(|| task.as_ref().step(&mut Context::from_waker(&waker))));
         inner.current_task.set(previous);
         if let Some(started) = started {
-            self.warn_if_slow("task step", started, Location::caller());
+            self.warn_if_slow("task step", started, task.created_at());
         }
         if let Ok(Poll::Pending) = outcome {
             return;
@@ -681,7 +681,7 @@ impl EventLoop {
     fn warn_if_slow(&self, what: &str, started: Instant, origin: &'static Location<'static>) {
         let took = started.elapsed();
         if took >= self.inner.slow_callback_duration.get() {
-            eprintln!("evloop: {what} scheduled at {origin} took {:.3} s", took.as_secs_f64());
+            eprintln!("evloop: {what} from {origin} took {:.3} s", took.as_secs_f64());
         }
     }
 }

@@ -21,6 +21,8 @@ pub(crate) trait Schedulable {
     /// The task layer's record of this task (name, state), for `current_task` and
     /// `all_tasks`.
     fn header(&self) -> &dyn Any;
+    /// Where the task was created, for debug-mode reports.
+    fn created_at(&self) -> &'static std::panic::Location<'static>;
 }
 
 /// Identifies a task of one loop: a slab slot and the generation of its current occupant.

@@ -295,6 +295,10 @@ impl<F: std::future::Future + 'static> Schedulable for TaskCell<F> {
     fn header(&self) -> &dyn Any {
         &self.extra().header
     }
+
+    fn created_at(&self) -> &'static Location<'static> {
+        self.extra().header.created_at
+    }
 }
 
 impl Drop for TaskHeader {
