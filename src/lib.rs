@@ -30,6 +30,7 @@
 pub mod event_loop;
 pub mod executor;
 pub mod future;
+pub mod http;
 pub mod selector;
 pub mod signals;
 pub mod streams;
