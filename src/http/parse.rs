@@ -1,1 +1,621 @@
-//! Placeholder: HTTP/1.1 response parsing and body framing are being written.
+//! Sans-I/O HTTP/1.1 response parsing (RFC 9112): the response head, the body framing, and
+//! the body decoders.
+//!
+//! Nothing here reads or writes a socket. The client feeds the bytes it has received:
+//!
+//! 1. [`parse_head`] on the receive buffer until it returns a head (or an error). Interim
+//!    responses (`1xx` except `101`, see [`is_interim`]) are returned like any other head: the
+//!    caller drops the consumed bytes and calls [`parse_head`] again for the final response.
+//! 2. [`framing`] decides how the body is delimited (RFC 9112 section 6.3), given the request
+//!    method.
+//! 3. A [`BodyDecoder`] for that framing turns the bytes that follow into body data, piece by
+//!    piece, and says when the body is complete ([`BodyDecoder::is_done`]) or that the peer
+//!    closed too early ([`BodyDecoder::finish_at_eof`]).
+//!
+//! Ambiguous or hostile framing is an error that names the problem ([`ParseError`]).
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use evloop::http::parse::{framing, parse_head, BodyDecoder, Framing};
+//!
+//! let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"[..]);
+//! let (head, consumed) = parse_head(&buf)?.expect("a complete head");
+//! let _ = buf.split_to(consumed);
+//! assert_eq!(head.status, 200);
+//! let framing = framing("GET", &head)?;
+//! assert_eq!(framing, Framing::Length(5));
+//! let mut decoder = BodyDecoder::new(framing);
+//! assert_eq!(&decoder.decode(&mut buf)?[..], b"hello");
+//! assert!(decoder.is_done());
+//! # Ok::<(), evloop::http::parse::ParseError>(())
+//! ```
+
+use std::fmt;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// The largest response head accepted, status line and header fields included.
+pub const MAX_HEAD: usize = 64 * 1024;
+
+/// The longest chunk-size line (size, extensions and line end) a chunked body may carry.
+const MAX_CHUNK_LINE: usize = 8 * 1024;
+
+/// The largest trailer section a chunked body may carry.
+const MAX_TRAILERS: usize = MAX_HEAD;
+
+/// How many header slots the first parsing attempt offers httparse.
+const FIRST_HEADER_SLOTS: usize = 64;
+
+/// A malformed or unacceptable response; the message names the problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError(String);
+
+impl ParseError {
+    fn new(message: impl Into<String>) -> ParseError {
+        ParseError(message.into())
+    }
+
+    /// What went wrong, in words.
+    pub fn message(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+/// The status line and header fields of one response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// The minor version: `0` for HTTP/1.0, `1` for HTTP/1.1.
+    pub version: u8,
+    /// The status code, 100 to 599.
+    pub status: u16,
+    /// The reason phrase (empty when missing or not valid UTF-8).
+    pub reason: String,
+    /// The header fields in the order received: names lowercased, values as sent (without
+    /// surrounding whitespace; obsolete line folding replaced by spaces).
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl ResponseHead {
+    /// The value of the first header field called `name` (any case), if any.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+
+    /// The value of the first header field called `name` (any case), if any and if it is
+    /// valid UTF-8.
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every value of the header fields called `name` (any case), in order.
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+}
+
+/// Whether `status` is an interim response (`1xx` other than `101 Switching Protocols`): one
+/// the final response follows on the same connection, so the caller skips it and parses the
+/// next head.
+pub fn is_interim(status: u16) -> bool {
+    (100..200).contains(&status) && status != 101
+}
+
+/// Parses one response head from the start of `buf`.
+///
+/// Returns `Ok(Some((head, consumed)))` when a complete head is there (`consumed` bytes long,
+/// the body starting right after), `Ok(None)` when more bytes are needed, and `Err` when the
+/// bytes are malformed, are not an HTTP/1.x response at all, or hold no complete head within
+/// [`MAX_HEAD`] bytes. Any number of header lines is accepted within that limit.
+///
+/// Interim responses (`100 Continue`, `103 Early Hints`...; see [`is_interim`]) are returned
+/// like final ones: the caller drops the `consumed` bytes and calls `parse_head` again until
+/// it gets a final response.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, ParseError> {
+    let window = &buf[..buf.len().min(MAX_HEAD)];
+    let mut headers = [httparse::EMPTY_HEADER; FIRST_HEADER_SLOTS];
+    match parse_with(window, &mut headers) {
+        Err(httparse::Error::TooManyHeaders) => {
+            // Every header line ends with a line feed: that bounds how many there can be.
+            let lines = window.iter().filter(|&&b| b == b'\n').count();
+            let mut headers = vec![httparse::EMPTY_HEADER; lines + 1];
+            finish_parse(buf, window, parse_with(window, &mut headers))
+        }
+        other => finish_parse(buf, window, other),
+    }
+}
+
+type Parsed = Option<(ResponseHead, usize)>;
+
+fn parse_with<'b>(window: &'b [u8], headers: &mut [httparse::Header<'b>]) -> Result<Parsed, httparse::Error> {
+    let mut response = httparse::Response::new(headers);
+    let status = httparse::ParserConfig::default()
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .parse_response(&mut response, window)?;
+    let consumed = match status {
+        httparse::Status::Complete(n) => n,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let head = ResponseHead {
+        version: response.version.unwrap_or(1),
+        status: response.code.unwrap_or(0),
+        reason: response.reason.unwrap_or("").to_owned(),
+        headers: response
+            .headers
+            .iter()
+            .map(|h| (h.name.to_ascii_lowercase(), clean_value(h.value)))
+            .collect(),
+    };
+    Ok(Some((head, consumed)))
+}
+
+/// Trims the value and turns obsolete line folding (CR / LF inside the value) into spaces,
+/// as RFC 9112 section 5.2 asks of a user agent.
+fn clean_value(value: &[u8]) -> Vec<u8> {
+    let value = trim_ows(value);
+    value.iter().map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }).collect()
+}
+
+fn finish_parse(
+    buf: &[u8],
+    window: &[u8],
+    result: Result<Parsed, httparse::Error>,
+) -> Result<Parsed, ParseError> {
+    match result {
+        Ok(Some((head, consumed))) => {
+            if !(100..=599).contains(&head.status) {
+                return Err(ParseError::new(format!(
+                    "invalid status code {:03} (must be 100 to 599)",
+                    head.status
+                )));
+            }
+            Ok(Some((head, consumed)))
+        }
+        Ok(None) if buf.len() >= MAX_HEAD => {
+            Err(ParseError::new(format!("response head exceeds {} KiB without ending", MAX_HEAD / 1024)))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => Err(describe(window, e)),
+    }
+}
+
+fn describe(buf: &[u8], error: httparse::Error) -> ParseError {
+    let start = buf.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(buf.len());
+    let line = first_line(&buf[start..]);
+    match error {
+        httparse::Error::Version if line.starts_with(b"HTTP/") => ParseError::new(format!(
+            "unsupported HTTP version in status line {} (only HTTP/1.0 and HTTP/1.1)",
+            show(line)
+        )),
+        httparse::Error::Version => {
+            ParseError::new(format!("the response is not HTTP (it starts with {})", show(line)))
+        }
+        httparse::Error::Status => {
+            ParseError::new(format!("invalid status line {} (expected \"HTTP/1.x NNN reason\")", show(line)))
+        }
+        httparse::Error::HeaderName => ParseError::new("invalid header field name in the response head"),
+        httparse::Error::HeaderValue => ParseError::new("invalid header field value in the response head"),
+        httparse::Error::NewLine => ParseError::new("invalid line ending in the response head"),
+        httparse::Error::Token => ParseError::new("invalid token in the response head"),
+        httparse::Error::TooManyHeaders => ParseError::new("too many header fields in the response head"),
+    }
+}
+
+fn first_line(buf: &[u8]) -> &[u8] {
+    let end = buf.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(buf.len());
+    &buf[..end]
+}
+
+/// Quotes at most 40 bytes of `bytes`, escaping what is not printable ASCII.
+fn show(bytes: &[u8]) -> String {
+    let cut = bytes.len().min(40);
+    let mut out = format!("\"{}\"", bytes[..cut].escape_ascii());
+    if bytes.len() > cut {
+        out.push_str("...");
+    }
+    out
+}
+
+fn trim_ows(mut value: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = value {
+        value = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = value {
+        value = rest;
+    }
+    value
+}
+
+/// How the body of a response is delimited (RFC 9112 section 6.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// No body at all: a response to HEAD, or a 1xx, 204 or 304 response.
+    None,
+    /// Exactly this many bytes (Content-Length).
+    Length(u64),
+    /// The chunked transfer coding.
+    Chunked,
+    /// Everything until the server closes the connection.
+    UntilClose,
+}
+
+/// Decides how the body of `head`, the response to a request with `method`, is delimited
+/// (RFC 9112 section 6.3).
+///
+/// - No body for `HEAD` requests and for 1xx, 204 and 304 responses.
+/// - Transfer-Encoding with `chunked` as the final coding → [`Framing::Chunked`]; with
+///   another final coding → [`Framing::UntilClose`] (rule 4, for responses). Codings other
+///   than `chunked` are not undone. Transfer-Encoding together with Content-Length, in an
+///   HTTP/1.0 response, or with `chunked` more than once is an error.
+/// - Content-Length → [`Framing::Length`]: each value must be digits only (no sign, no
+///   overflow of `u64`); repeated identical values are accepted, differing ones are an
+///   error ("conflicting Content-Length").
+/// - Otherwise → [`Framing::UntilClose`].
+pub fn framing(method: &str, head: &ResponseHead) -> Result<Framing, ParseError> {
+    if method.eq_ignore_ascii_case("HEAD")
+        || (100..200).contains(&head.status)
+        || head.status == 204
+        || head.status == 304
+    {
+        return Ok(Framing::None);
+    }
+    let has_te = head.header("transfer-encoding").is_some();
+    let has_cl = head.header("content-length").is_some();
+    if has_te && has_cl {
+        return Err(ParseError::new(
+            "both Transfer-Encoding and Content-Length in the response (ambiguous framing)",
+        ));
+    }
+    if has_te {
+        return transfer_encoding_framing(head);
+    }
+    if has_cl {
+        return content_length(head).map(Framing::Length);
+    }
+    Ok(Framing::UntilClose)
+}
+
+fn transfer_encoding_framing(head: &ResponseHead) -> Result<Framing, ParseError> {
+    if head.version == 0 {
+        return Err(ParseError::new("Transfer-Encoding in an HTTP/1.0 response (faulty framing)"));
+    }
+    let mut codings = Vec::new();
+    for value in head.header_values("transfer-encoding") {
+        for element in value.split(|&b| b == b',') {
+            let element = trim_ows(element);
+            if element.is_empty() {
+                continue;
+            }
+            // A transfer-coding may carry parameters after ';': only the name matters here.
+            let name = trim_ows(element.split(|&b| b == b';').next().unwrap_or(b""));
+            if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+                return Err(ParseError::new(format!("invalid Transfer-Encoding {}", show(value))));
+            }
+            codings.push(name);
+        }
+    }
+    let is_chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
+    let count = codings.iter().filter(|c| is_chunked(c)).count();
+    match codings.last() {
+        None => Err(ParseError::new("empty Transfer-Encoding in the response")),
+        Some(_) if count > 1 => Err(ParseError::new("Transfer-Encoding applies chunked more than once")),
+        Some(last) if is_chunked(last) => Ok(Framing::Chunked),
+        Some(_) => Ok(Framing::UntilClose),
+    }
+}
+
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+fn content_length(head: &ResponseHead) -> Result<u64, ParseError> {
+    let mut length: Option<u64> = None;
+    for value in head.header_values("content-length") {
+        for element in value.split(|&b| b == b',') {
+            let element = trim_ows(element);
+            if element.is_empty() || !element.iter().all(u8::is_ascii_digit) {
+                return Err(ParseError::new(format!(
+                    "invalid Content-Length {} (must be digits only)",
+                    show(value)
+                )));
+            }
+            let parsed = element
+                .iter()
+                .try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+                .ok_or_else(|| ParseError::new(format!("Content-Length {} overflows", show(element))))?;
+            match length {
+                Some(previous) if previous != parsed => {
+                    return Err(ParseError::new(format!(
+                        "conflicting Content-Length values ({previous} and {parsed})"
+                    )))
+                }
+                _ => length = Some(parsed),
+            }
+        }
+    }
+    length.ok_or_else(|| ParseError::new("missing Content-Length value"))
+}
+
+/// Where a chunked body decoder stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunk {
+    /// At the start of a chunk-size line, before any digit.
+    SizeStart,
+    /// Reading hex digits of the size.
+    Size(u64),
+    /// After the size: whitespace before an extension or the line end.
+    SizeSpace(u64),
+    /// Inside chunk extensions (ignored) until the line end.
+    Extension(u64),
+    /// Saw CR at the end of the size line; LF must follow.
+    SizeLf(u64),
+    /// Inside chunk data, with this many bytes left.
+    Data(u64),
+    /// After chunk data: CR (or a bare LF) must follow.
+    DataCr,
+    /// After chunk data and CR: LF must follow.
+    DataLf,
+    /// At the start of a trailer line (or of the final empty line).
+    TrailerStart,
+    /// Inside a trailer field line (ignored).
+    TrailerLine,
+    /// Saw CR at the start of a trailer line: the final LF must follow.
+    TrailerEndLf,
+}
+
+#[derive(Clone, Debug)]
+enum State {
+    /// Waiting for this many more bytes.
+    Length { remaining: u64, total: u64 },
+    /// Decoding the chunked coding.
+    Chunked { state: Chunk, line: usize, trailers: usize },
+    /// Everything until the connection closes.
+    UntilClose,
+    /// The body is complete.
+    Done,
+    /// A previous call failed with this error.
+    Failed(ParseError),
+}
+
+/// Decodes one response body from the bytes that follow its head.
+///
+/// Feed it with [`decode`](BodyDecoder::decode) as bytes arrive; when the connection closes,
+/// call [`finish_at_eof`](BodyDecoder::finish_at_eof). Once [`is_done`](BodyDecoder::is_done)
+/// is true the decoder takes no more bytes: anything left in the input belongs to whatever
+/// follows on the connection (for a kept-alive connection, checking it is the caller's job).
+#[derive(Clone, Debug)]
+pub struct BodyDecoder {
+    state: State,
+    /// Body bytes handed out so far.
+    received: u64,
+}
+
+impl BodyDecoder {
+    /// A decoder for a body delimited by `framing`.
+    pub fn new(framing: Framing) -> BodyDecoder {
+        let state = match framing {
+            Framing::None | Framing::Length(0) => State::Done,
+            Framing::Length(n) => State::Length { remaining: n, total: n },
+            Framing::Chunked => State::Chunked { state: Chunk::SizeStart, line: 0, trailers: 0 },
+            Framing::UntilClose => State::UntilClose,
+        };
+        BodyDecoder { state, received: 0 }
+    }
+
+    /// Consumes bytes from the front of `input` and returns the body data decoded from them
+    /// (possibly empty, when `input` held only framing or nothing).
+    ///
+    /// Content-Length and close-delimited bodies are handed out without copying (split off
+    /// `input`). A Content-Length body stops at the declared length, leaving what follows in
+    /// `input`; a chunked body stops after its last chunk and trailer section. Chunked
+    /// decoding accepts upper and lower case hex sizes, ignores chunk extensions and trailer
+    /// fields, and tolerates a bare LF for CRLF (RFC 9112 section 2.2); a missing or non-hex
+    /// size, a size above `u64`, or data not followed by CRLF is an error. After an error
+    /// every call returns the same error.
+    pub fn decode(&mut self, input: &mut BytesMut) -> Result<Bytes, ParseError> {
+        match &mut self.state {
+            State::Done => Ok(Bytes::new()),
+            State::Failed(e) => Err(e.clone()),
+            State::UntilClose => {
+                let data = input.split().freeze();
+                self.received += data.len() as u64;
+                Ok(data)
+            }
+            State::Length { remaining, .. } => {
+                let n = (*remaining).min(input.len() as u64) as usize;
+                let data = input.split_to(n).freeze();
+                *remaining -= n as u64;
+                if *remaining == 0 {
+                    self.state = State::Done;
+                }
+                self.received += n as u64;
+                Ok(data)
+            }
+            State::Chunked { .. } => match self.decode_chunked(input) {
+                Ok(data) => Ok(data),
+                Err(e) => {
+                    self.state = State::Failed(e.clone());
+                    Err(e)
+                }
+            },
+        }
+    }
+
+    fn decode_chunked(&mut self, input: &mut BytesMut) -> Result<Bytes, ParseError> {
+        let State::Chunked { mut state, mut line, mut trailers } = self.state else {
+            unreachable!("decode_chunked called on a chunked decoder only");
+        };
+        let mut first: Option<Bytes> = None;
+        let mut more: Option<BytesMut> = None;
+        let mut done = false;
+        while !input.is_empty() && !done {
+            if let Chunk::Data(remaining) = state {
+                let n = remaining.min(input.len() as u64) as usize;
+                let data = input.split_to(n).freeze();
+                self.received += n as u64;
+                match (&first, &mut more) {
+                    (None, _) => first = Some(data),
+                    (Some(f), None) => {
+                        let mut joined = BytesMut::with_capacity(f.len() + data.len());
+                        joined.extend_from_slice(f);
+                        joined.extend_from_slice(&data);
+                        more = Some(joined);
+                    }
+                    (Some(_), Some(m)) => m.extend_from_slice(&data),
+                }
+                state = if remaining == n as u64 { Chunk::DataCr } else { Chunk::Data(remaining - n as u64) };
+                continue;
+            }
+            let b = input[0];
+            input.advance(1);
+            state = match state {
+                Chunk::SizeStart | Chunk::Size(_) | Chunk::SizeSpace(_) | Chunk::Extension(_) => {
+                    line += 1;
+                    if line > MAX_CHUNK_LINE {
+                        return Err(ParseError::new(format!(
+                            "chunk-size line longer than {} KiB",
+                            MAX_CHUNK_LINE / 1024
+                        )));
+                    }
+                    chunk_size_byte(state, b)?
+                }
+                Chunk::SizeLf(size) => match b {
+                    b'\n' => end_of_size_line(size),
+                    _ => return Err(ParseError::new("missing LF after CR in a chunk-size line")),
+                },
+                Chunk::DataCr => match b {
+                    b'\r' => Chunk::DataLf,
+                    b'\n' => Chunk::SizeStart,
+                    _ => return Err(missing_crlf_after_data()),
+                },
+                Chunk::DataLf => match b {
+                    b'\n' => Chunk::SizeStart,
+                    _ => return Err(missing_crlf_after_data()),
+                },
+                Chunk::TrailerStart | Chunk::TrailerLine | Chunk::TrailerEndLf => {
+                    trailers += 1;
+                    if trailers > MAX_TRAILERS {
+                        return Err(ParseError::new(format!(
+                            "chunked trailer section longer than {} KiB",
+                            MAX_TRAILERS / 1024
+                        )));
+                    }
+                    match (state, b) {
+                        (Chunk::TrailerStart, b'\r') => Chunk::TrailerEndLf,
+                        (Chunk::TrailerStart | Chunk::TrailerEndLf, b'\n') => {
+                            done = true;
+                            Chunk::TrailerStart
+                        }
+                        (Chunk::TrailerEndLf, _) => {
+                            return Err(ParseError::new(
+                                "missing LF after CR at the end of the chunked trailer section",
+                            ))
+                        }
+                        (_, b'\n') => Chunk::TrailerStart,
+                        _ => Chunk::TrailerLine,
+                    }
+                }
+                Chunk::Data(_) => unreachable!("data is handled above"),
+            };
+            if state == Chunk::SizeStart {
+                line = 0;
+            }
+        }
+        self.state = if done { State::Done } else { State::Chunked { state, line, trailers } };
+        Ok(match (first, more) {
+            (_, Some(m)) => m.freeze(),
+            (Some(f), None) => f,
+            (None, None) => Bytes::new(),
+        })
+    }
+
+    /// Tells the decoder that the peer closed the connection. `Ok` when the body is complete
+    /// at this point (a close-delimited body ends here); an error when a Content-Length or
+    /// chunked body is unfinished ("connection closed before the body was complete").
+    pub fn finish_at_eof(&mut self) -> Result<(), ParseError> {
+        match &self.state {
+            State::Done => Ok(()),
+            State::UntilClose => {
+                self.state = State::Done;
+                Ok(())
+            }
+            State::Failed(e) => Err(e.clone()),
+            State::Length { total, .. } => Err(ParseError::new(format!(
+                "connection closed before the body was complete (got {} of {} bytes)",
+                self.received, total
+            ))),
+            State::Chunked { state, .. } => {
+                let detail = match state {
+                    Chunk::Data(left) => format!(", {left} more bytes of the current chunk due"),
+                    Chunk::TrailerStart | Chunk::TrailerLine | Chunk::TrailerEndLf => {
+                        ", the trailer section was unfinished".to_owned()
+                    }
+                    _ => ", the last chunk was missing".to_owned(),
+                };
+                Err(ParseError::new(format!(
+                    "connection closed before the body was complete (got {} bytes of a chunked body{detail})",
+                    self.received
+                )))
+            }
+        }
+    }
+
+    /// Whether the whole body has been decoded; `decode` takes no more bytes then.
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+}
+
+fn missing_crlf_after_data() -> ParseError {
+    ParseError::new("missing CRLF after chunk data")
+}
+
+/// After a complete chunk-size line: a zero size starts the trailer section.
+fn end_of_size_line(size: u64) -> Chunk {
+    if size == 0 {
+        Chunk::TrailerStart
+    } else {
+        Chunk::Data(size)
+    }
+}
+
+/// One byte of a chunk-size line: `1*HEXDIG *(BWS ";" ext) CRLF`.
+fn chunk_size_byte(state: Chunk, b: u8) -> Result<Chunk, ParseError> {
+    let hex = (b as char).to_digit(16).map(u64::from);
+    Ok(match (state, hex, b) {
+        (Chunk::SizeStart, Some(d), _) => Chunk::Size(d),
+        (Chunk::SizeStart, None, _) => {
+            return Err(ParseError::new(format!(
+                "missing chunk size (found {} where hex digits were expected)",
+                show(&[b])
+            )))
+        }
+        (Chunk::Size(n), Some(d), _) => Chunk::Size(
+            n.checked_mul(16)
+                .and_then(|n| n.checked_add(d))
+                .ok_or_else(|| ParseError::new("chunk size overflows 64 bits (more than 16 hex digits)"))?,
+        ),
+        (Chunk::Extension(n), _, b'\r') | (Chunk::Size(n) | Chunk::SizeSpace(n), _, b'\r') => {
+            Chunk::SizeLf(n)
+        }
+        (Chunk::Size(n) | Chunk::SizeSpace(n) | Chunk::Extension(n), _, b'\n') => end_of_size_line(n),
+        (Chunk::Size(n) | Chunk::SizeSpace(n), _, b' ' | b'\t') => Chunk::SizeSpace(n),
+        (Chunk::Size(n) | Chunk::SizeSpace(n), _, b';') => Chunk::Extension(n),
+        (Chunk::Size(_) | Chunk::SizeSpace(_), _, _) => {
+            return Err(ParseError::new(format!(
+                "invalid chunk size: unexpected {} in the chunk-size line",
+                show(&[b])
+            )))
+        }
+        (Chunk::Extension(n), _, _) => Chunk::Extension(n),
+        _ => unreachable!("chunk_size_byte is called in size-line states only"),
+    })
+}

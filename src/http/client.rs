@@ -1,0 +1,423 @@
+//! The HTTP/1.1 client: requests over pooled keep-alive connections, redirects, time
+//! limits, and responses read chunk by chunk.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use url::Url;
+
+use super::error::{HttpError, HttpErrorKind};
+use super::parse::{self, BodyDecoder, Framing, ResponseHead};
+use super::pool::{Connection, Pool, PoolKey};
+use super::request;
+use crate::sync::Semaphore;
+use crate::tasks::wait_for;
+
+/// How a [`Client`] behaves. `ClientOptions::default()` gives the values documented on
+/// each field.
+#[derive(Clone, Debug)]
+pub struct ClientOptions {
+    /// Follow redirects (default true); false returns the 3xx response itself (aiohttp's
+    /// `allow_redirects=False`).
+    pub follow_redirects: bool,
+    /// Redirects followed before giving up with `TooManyRedirects` (default 10).
+    pub max_redirects: usize,
+    /// Time allowed to connect to a host (default 10 s).
+    pub connect_timeout: Duration,
+    /// Time allowed from sending a request to having the response head, redirects
+    /// included (default 30 s). Reading the body is the caller's to limit.
+    pub timeout: Duration,
+    /// Requests in flight to one host at once (default 10).
+    pub per_host_limit: usize,
+    /// Requests in flight in all (default 100).
+    pub total_limit: usize,
+    /// How long an idle kept-alive connection stays in the pool (default 30 s).
+    pub idle_timeout: Duration,
+    /// The `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            follow_redirects: true,
+            max_redirects: 10,
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            per_host_limit: 10,
+            total_limit: 100,
+            idle_timeout: Duration::from_secs(30),
+            user_agent: concat!("evloop/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+struct ClientInner {
+    options: ClientOptions,
+    pool: Pool,
+    total: Rc<Semaphore>,
+    per_host: RefCell<HashMap<PoolKey, Rc<Semaphore>>>,
+}
+
+/// An HTTP/1.1 client with a connection pool (what aiohttp's `ClientSession` is to
+/// asyncio). Cloning shares the pool and limits.
+///
+/// ```no_run
+/// evloop::run(async {
+///     let client = evloop::http::Client::new();
+///     let response = client.get("http://127.0.0.1:8000/").await?;
+///     println!("{} {}", response.status(), response.text().await?);
+///     Ok::<(), evloop::http::HttpError>(())
+/// }).unwrap().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Rc<ClientInner>,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+/// A permit held for as long as a request is in flight: the semaphore is released when
+/// the response is read to the end or dropped.
+struct Permit(Rc<Semaphore>);
+
+impl Permit {
+    async fn acquire(semaphore: &Rc<Semaphore>) -> Permit {
+        semaphore.acquire().await.forget();
+        Permit(semaphore.clone())
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl Client {
+    /// A client with the default options.
+    pub fn new() -> Client {
+        Client::with_options(ClientOptions::default())
+    }
+
+    /// A client with these options.
+    pub fn with_options(options: ClientOptions) -> Client {
+        Client {
+            inner: Rc::new(ClientInner {
+                pool: Pool::new(options.idle_timeout, options.per_host_limit),
+                total: Rc::new(Semaphore::new(options.total_limit.max(1))),
+                per_host: RefCell::new(HashMap::new()),
+                options,
+            }),
+        }
+    }
+
+    /// `GET url`.
+    pub async fn get(&self, url: &str) -> Result<Response, HttpError> {
+        self.request("GET", url, None).await
+    }
+
+    /// `HEAD url`: the response has no body.
+    pub async fn head(&self, url: &str) -> Result<Response, HttpError> {
+        self.request("HEAD", url, None).await
+    }
+
+    /// `POST url` with `body`.
+    pub async fn post(&self, url: &str, body: Vec<u8>) -> Result<Response, HttpError> {
+        self.request("POST", url, Some(body)).await
+    }
+
+    /// Sends `method url` (with `body`), follows redirects, and returns the final
+    /// response once its head has arrived; read the body with [`Response::chunk`],
+    /// [`Response::bytes`] or [`Response::text`].
+    pub async fn request(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, HttpError> {
+        let limit = self.inner.options.timeout;
+        match wait_for(self.follow_redirects(method, url, body), limit).await {
+            Ok(result) => result,
+            Err(_) => Err(HttpError::new(url, HttpErrorKind::Timeout("waiting for the response"))),
+        }
+    }
+
+    async fn follow_redirects(
+        &self,
+        method: &str,
+        url: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, HttpError> {
+        let mut url = parse_url(url)?;
+        let mut method = method.to_string();
+        let mut body = body;
+        for _ in 0..=self.inner.options.max_redirects {
+            let response = self.send(&method, &url, body.as_deref()).await?;
+            if !self.inner.options.follow_redirects {
+                return Ok(response);
+            }
+            let Some((next, status)) = response.redirect_target() else { return Ok(response) };
+            drop(response);
+            // 303 (but for HEAD), and 301/302 after a POST, continue as GET, as browsers
+            // and aiohttp do; 307 and 308 repeat the request as it was.
+            if (status == 303 && method != "HEAD") || (matches!(status, 301 | 302) && method == "POST") {
+                method = "GET".to_string();
+                body = None;
+            }
+            url = next;
+        }
+        Err(HttpError::new(url.as_str(), HttpErrorKind::TooManyRedirects(self.inner.options.max_redirects)))
+    }
+
+    /// One request on one connection, and its response head. A kept-alive connection
+    /// that the server closed while it sat in the pool fails before any byte of a
+    /// response; then the request goes once more on a new connection.
+    async fn send(&self, method: &str, url: &Url, body: Option<&[u8]>) -> Result<Response, HttpError> {
+        let key = PoolKey::of(url).map_err(|kind| HttpError::new(url.as_str(), kind))?;
+        let permits =
+            (Permit::acquire(&self.inner.total).await, Permit::acquire(&self.host_semaphore(&key)).await);
+        let request = request::encode(method, url, &self.inner.options.user_agent, body);
+        if let Some(connection) = self.inner.pool.take(&key) {
+            match exchange(connection, method, &request).await {
+                Ok((connection, head, framing)) => {
+                    return Ok(self.response(url, key, connection, head, framing, permits))
+                }
+                Err(Exchange::Failed(kind)) => return Err(HttpError::new(url.as_str(), kind)),
+                Err(Exchange::StaleConnection) => {}
+            }
+        }
+        let connection = Connection::open(&key, self.inner.options.connect_timeout)
+            .await
+            .map_err(|kind| HttpError::new(url.as_str(), kind))?;
+        match exchange(connection, method, &request).await {
+            Ok((connection, head, framing)) => {
+                Ok(self.response(url, key, connection, head, framing, permits))
+            }
+            Err(Exchange::Failed(kind)) => Err(HttpError::new(url.as_str(), kind)),
+            Err(Exchange::StaleConnection) => Err(HttpError::new(
+                url.as_str(),
+                HttpErrorKind::Protocol("the server closed the connection without a response".to_string()),
+            )),
+        }
+    }
+
+    fn response(
+        &self,
+        url: &Url,
+        key: PoolKey,
+        connection: Connection,
+        head: ResponseHead,
+        framing: Framing,
+        permits: (Permit, Permit),
+    ) -> Response {
+        let reusable = head.version == 1
+            && !matches!(framing, Framing::UntilClose)
+            && !head.header_str("connection").is_some_and(|v| v.to_ascii_lowercase().contains("close"));
+        let body = BodyState {
+            decoder: BodyDecoder::new(framing),
+            connection,
+            reusable,
+            client: self.inner.clone(),
+            key,
+            _permits: permits,
+        };
+        Response { url: url.clone(), head, body: Some(body) }
+    }
+
+    fn host_semaphore(&self, key: &PoolKey) -> Rc<Semaphore> {
+        let limit = self.inner.options.per_host_limit.max(1);
+        self.inner
+            .per_host
+            .borrow_mut()
+            .entry(key.clone())
+            .or_insert_with(|| Rc::new(Semaphore::new(limit)))
+            .clone()
+    }
+}
+
+/// Parses an absolute URL, refusing what this client cannot fetch.
+pub(crate) fn parse_url(url: &str) -> Result<Url, HttpError> {
+    let parsed =
+        Url::parse(url).map_err(|e| HttpError::new(url, HttpErrorKind::InvalidUrl(e.to_string())))?;
+    if parsed.scheme() != "http" {
+        return Err(HttpError::new(url, HttpErrorKind::UnsupportedScheme(parsed.scheme().to_string())));
+    }
+    if parsed.host().is_none() {
+        return Err(HttpError::new(url, HttpErrorKind::InvalidUrl("no host".to_string())));
+    }
+    Ok(parsed)
+}
+
+enum Exchange {
+    Failed(HttpErrorKind),
+    /// The connection ended before a single byte of response: it was stale.
+    StaleConnection,
+}
+
+/// Writes the request and reads the response head (skipping interim 1xx responses).
+async fn exchange(
+    mut connection: Connection,
+    method: &str,
+    request: &[u8],
+) -> Result<(Connection, ResponseHead, Framing), Exchange> {
+    if connection.write_all(request).await.is_err() {
+        return Err(Exchange::StaleConnection);
+    }
+    let mut received_any = false;
+    loop {
+        match parse::parse_head(connection.buffer()) {
+            Ok(Some((head, used))) => {
+                received_any = true;
+                connection.consume(used);
+                if parse::is_interim(head.status) {
+                    continue;
+                }
+                let framing = parse::framing(method, &head).map_err(|e| Exchange::Failed(protocol(e)))?;
+                return Ok((connection, head, framing));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Exchange::Failed(protocol(e))),
+        }
+        match connection.fill().await {
+            Ok(true) => received_any = true,
+            Ok(false) if !received_any => return Err(Exchange::StaleConnection),
+            Ok(false) => {
+                return Err(Exchange::Failed(HttpErrorKind::Protocol(
+                    "connection closed in the middle of the response head".to_string(),
+                )))
+            }
+            Err(e) if !received_any && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err(Exchange::StaleConnection)
+            }
+            Err(e) => return Err(Exchange::Failed(HttpErrorKind::Io(e))),
+        }
+    }
+}
+
+fn protocol(error: parse::ParseError) -> HttpErrorKind {
+    HttpErrorKind::Protocol(error.to_string())
+}
+
+struct BodyState {
+    decoder: BodyDecoder,
+    connection: Connection,
+    reusable: bool,
+    client: Rc<ClientInner>,
+    key: PoolKey,
+    _permits: (Permit, Permit),
+}
+
+/// A response whose head has arrived; the body is read on demand, so a large download
+/// never has to sit in memory (aiohttp's `ClientResponse`).
+pub struct Response {
+    url: Url,
+    head: ResponseHead,
+    body: Option<BodyState>,
+}
+
+impl Response {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.head.status
+    }
+
+    /// The reason phrase.
+    pub fn reason(&self) -> &str {
+        &self.head.reason
+    }
+
+    /// The URL this response came from (after redirects).
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// The headers, names in lower case, in the order received.
+    pub fn headers(&self) -> &[(String, Vec<u8>)] {
+        &self.head.headers
+    }
+
+    /// The first value of header `name` as text, if present and valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.header_str(name)
+    }
+
+    /// Where a redirect points, with its status, if this is one we follow.
+    fn redirect_target(&self) -> Option<(Url, u16)> {
+        if !matches!(self.status(), 301 | 302 | 303 | 307 | 308) {
+            return None;
+        }
+        let location = self.header("location")?;
+        Some((self.url.join(location.trim()).ok()?, self.status()))
+    }
+
+    /// The next piece of the body, `None` at its end. When the body is complete the
+    /// connection goes back to the pool (if it can be reused).
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
+        let url = self.url.as_str().to_string();
+        let error = |kind| HttpError::new(url.clone(), kind);
+        loop {
+            let Some(body) = self.body.as_mut() else { return Ok(None) };
+            let data = body.decoder.decode(body.connection.buffer_mut()).map_err(|e| error(protocol(e)))?;
+            if !data.is_empty() {
+                return Ok(Some(data));
+            }
+            if body.decoder.is_done() {
+                return self.finish().map_err(error).map(|()| None);
+            }
+            match body.connection.fill().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    body.reusable = false;
+                    body.decoder.finish_at_eof().map_err(|e| error(protocol(e)))?;
+                    if !body.decoder.is_done() {
+                        return self.finish().map_err(error).map(|()| None);
+                    }
+                }
+                Err(e) => return Err(error(HttpErrorKind::Io(e))),
+            }
+        }
+    }
+
+    /// The body is complete: return the connection to the pool if it is clean.
+    fn finish(&mut self) -> Result<(), HttpErrorKind> {
+        let Some(body) = self.body.take() else { return Ok(()) };
+        if !body.connection.buffer().is_empty() {
+            return Err(HttpErrorKind::Protocol(
+                "the response is longer than its declared length".to_string(),
+            ));
+        }
+        if body.reusable {
+            body.client.pool.put(body.key, body.connection);
+        }
+        Ok(())
+    }
+
+    /// The whole body.
+    pub async fn bytes(mut self) -> Result<Bytes, HttpError> {
+        let mut all = BytesMut::new();
+        while let Some(chunk) = self.chunk().await? {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all.freeze())
+    }
+
+    /// The whole body as text (invalid UTF-8 replaced, as a lenient reader would).
+    pub async fn text(self) -> Result<String, HttpError> {
+        let bytes = self.bytes().await?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response").field("status", &self.status()).field("url", &self.url.as_str()).finish()
+    }
+}

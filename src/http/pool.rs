@@ -1,0 +1,144 @@
+//! Kept-alive connections, by (scheme, host, port), waiting for their next request.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::io;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use url::Url;
+
+use super::error::HttpErrorKind;
+use crate::event_loop::get_running_loop;
+use crate::streams::{open_connection, StreamReader, StreamWriter};
+use crate::tasks::wait_for;
+
+/// How much one read asks for.
+const READ_SIZE: usize = 64 * 1024;
+
+/// Which connections can serve a URL: same scheme, host and port.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PoolKey {
+    scheme: String,
+    host: String,
+    port: u16,
+}
+
+impl PoolKey {
+    pub(crate) fn of(url: &Url) -> Result<PoolKey, HttpErrorKind> {
+        let host = match url.host() {
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            Some(host) => host.to_string(),
+            None => return Err(HttpErrorKind::InvalidUrl("no host".to_string())),
+        };
+        let port =
+            url.port_or_known_default().ok_or_else(|| HttpErrorKind::InvalidUrl("no port".to_string()))?;
+        Ok(PoolKey { scheme: url.scheme().to_string(), host, port })
+    }
+}
+
+/// One connection to a server, with the bytes read from it and not yet used.
+pub(crate) struct Connection {
+    reader: StreamReader,
+    writer: StreamWriter,
+    buffer: BytesMut,
+    idle_since: Instant,
+}
+
+impl Connection {
+    /// Connects to the key's host within `limit`.
+    pub(crate) async fn open(key: &PoolKey, limit: Duration) -> Result<Connection, HttpErrorKind> {
+        let (reader, writer) = match wait_for(open_connection(&key.host, key.port), limit).await {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => return Err(HttpErrorKind::Resolve(e)),
+            Ok(Err(e)) => return Err(HttpErrorKind::Connect(e)),
+            Err(_) => return Err(HttpErrorKind::Timeout("connecting")),
+        };
+        Ok(Connection { reader, writer, buffer: BytesMut::new(), idle_since: Instant::now() })
+    }
+
+    pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.writer.write(data);
+        self.writer.drain().await
+    }
+
+    /// Reads more into the buffer; false at the end of the stream.
+    pub(crate) async fn fill(&mut self) -> io::Result<bool> {
+        let data = self.reader.read(READ_SIZE).await.map_err(io::Error::from)?;
+        self.buffer.extend_from_slice(&data);
+        Ok(!data.is_empty())
+    }
+
+    pub(crate) fn buffer(&self) -> &[u8] {
+        &self.buffer
+    }
+
+    pub(crate) fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buffer
+    }
+
+    pub(crate) fn consume(&mut self, n: usize) {
+        self.buffer.advance(n);
+    }
+
+    /// Still usable: the server has not closed it and sent nothing unasked.
+    fn is_clean(&self) -> bool {
+        self.buffer.is_empty() && !self.reader.at_eof() && !self.writer.is_closing()
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.writer.close();
+    }
+}
+
+/// Idle connections, newest last, dropped after `idle_timeout`.
+pub(crate) struct Pool {
+    idle: RefCell<HashMap<PoolKey, Vec<Connection>>>,
+    idle_timeout: Duration,
+    max_idle_per_host: usize,
+}
+
+impl Pool {
+    pub(crate) fn new(idle_timeout: Duration, max_idle_per_host: usize) -> Pool {
+        Pool { idle: RefCell::new(HashMap::new()), idle_timeout, max_idle_per_host: max_idle_per_host.max(1) }
+    }
+
+    /// The most recently used clean connection for `key`, if one has not expired.
+    pub(crate) fn take(&self, key: &PoolKey) -> Option<Connection> {
+        let now = now();
+        let mut idle = self.idle.borrow_mut();
+        let connections = idle.get_mut(key)?;
+        let mut expired = Vec::new();
+        let found = loop {
+            let Some(connection) = connections.pop() else { break None };
+            if now.duration_since(connection.idle_since) < self.idle_timeout && connection.is_clean() {
+                break Some(connection);
+            }
+            expired.push(connection);
+        };
+        drop(idle);
+        drop(expired);
+        found
+    }
+
+    /// Keeps `connection` for the next request to `key`.
+    pub(crate) fn put(&self, key: PoolKey, mut connection: Connection) {
+        if !connection.is_clean() {
+            return;
+        }
+        connection.idle_since = now();
+        let mut idle = self.idle.borrow_mut();
+        let connections = idle.entry(key).or_default();
+        connections.push(connection);
+        let surplus = connections.len().saturating_sub(self.max_idle_per_host);
+        let dropped: Vec<Connection> = connections.drain(..surplus).collect();
+        drop(idle);
+        drop(dropped);
+    }
+}
+
+fn now() -> Instant {
+    get_running_loop().map(|event_loop| event_loop.time()).unwrap_or_else(|_| Instant::now())
+}
