@@ -5,11 +5,10 @@
 //! test completes in a chosen order, one loop iteration apart; wall-clock sleeps appear
 //! only where a time limit itself is under test, with generous bounds.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::{pending, poll_fn, Future};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Once;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -18,41 +17,8 @@ use evloop::{
     timeout_at, wait, wait_for, ReturnWhen, Task, TaskError, TaskRef, TimeoutError,
 };
 
-const EXPECTED: &str = "expected test panic";
-
-fn quiet_expected_panics() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !message.contains(EXPECTED) {
-                default(info);
-            }
-        }));
-    });
-}
-
-struct DropGuard(Rc<Cell<bool>>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        self.0.set(true);
-    }
-}
-
-fn flag() -> Rc<Cell<bool>> {
-    Rc::new(Cell::new(false))
-}
-
-async fn yield_now() {
-    sleep(Duration::ZERO).await
-}
+mod common;
+use common::{flag, quiet_expected_panics, yield_now, DropGuard, EXPECTED};
 
 /// `n` pending futures of the running loop.
 fn futures(n: usize) -> Vec<evloop::Future<u32>> {

@@ -2,37 +2,32 @@
 //! with and without an address, ICMP port unreachable as `error_received`, and
 //! `close` → `connection_lost`.
 
-use std::cell::RefCell;
-use std::future::{poll_fn, Future};
+use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::rc::Rc;
 use std::sync::Mutex;
-use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use evloop::sys::socket::SockAddr;
 use evloop::transport::{DatagramProtocol, DatagramTransport};
-use evloop::{get_running_loop, wait_for, EventLoop};
+use evloop::wait_for;
 
-/// Every test body runs under this limit, so a bug fails the test instead of hanging it.
-const LIMIT: Duration = Duration::from_secs(10);
+mod common;
+use common::this_loop;
 
 /// Tests that look for a new fd in /proc/self/fd take this so no other test of this
 /// binary opens one meanwhile; the others take it too, to keep it simple.
 static FDS: Mutex<()> = Mutex::new(());
 
+/// [`common::run_test`], one test of this binary at a time (see [`FDS`]).
 fn run_test<F>(body: F) -> F::Output
 where
     F: Future + 'static,
     F::Output: 'static,
 {
     let _serial = FDS.lock().unwrap_or_else(|e| e.into_inner());
-    evloop::run(async move { wait_for(body, LIMIT).await.expect("test timed out") }).expect("loop failed")
-}
-
-fn this_loop() -> EventLoop {
-    get_running_loop().expect("inside evloop::run")
+    common::run_test(body)
 }
 
 /// What a datagram protocol saw; coroutines wait for conditions on it.
@@ -45,34 +40,8 @@ struct Seen {
     transport: Option<DatagramTransport>,
 }
 
-#[derive(Default)]
-struct Watch {
-    seen: RefCell<Seen>,
-    waiters: RefCell<Vec<Waker>>,
-}
-
-impl Watch {
-    fn update(&self, f: impl FnOnce(&mut Seen)) {
-        f(&mut self.seen.borrow_mut());
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        waiters.into_iter().for_each(Waker::wake);
-    }
-
-    fn get<R>(&self, f: impl FnOnce(&Seen) -> R) -> R {
-        f(&self.seen.borrow())
-    }
-
-    async fn until(&self, mut done: impl FnMut(&Seen) -> bool) {
-        poll_fn(|cx| {
-            if done(&self.seen.borrow()) {
-                return Poll::Ready(());
-            }
-            self.waiters.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
-    }
-}
+/// The [`Seen`] that protocol callbacks update and coroutines wait on.
+type Watch = common::Watch<Seen>;
 
 /// Records everything; echoes each datagram back to its sender if `echo`.
 struct Recorder {

@@ -7,7 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -17,26 +17,8 @@ use evloop::{
     RemoteLoop, TimeoutError,
 };
 
-/// Panics these tests cause on purpose carry this marker; the hook keeps them quiet.
-const EXPECTED: &str = "expected test panic";
-
-fn quiet_expected_panics() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !message.contains(EXPECTED) {
-                default(info);
-            }
-        }));
-    });
-}
+mod common;
+use common::{quiet_expected_panics, EXPECTED};
 
 /// A gate jobs wait at until the test opens it.
 #[derive(Clone, Default)]

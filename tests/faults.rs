@@ -6,74 +6,26 @@
 //! a time. The table is filled with `/dev/null` handles (no `unsafe` needed); if the soft
 //! limit is very large it is first lowered with `prlimit(1)` and restored afterwards.
 
-use std::cell::RefCell;
 use std::fs::File;
-use std::future::{poll_fn, Future};
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard};
-use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use evloop::sys::socket::{Kind, SockAddr, Socket};
 use evloop::transport::{Protocol, ServerOptions, Transport, ACCEPT_RETRY_DELAY};
-use evloop::{create_task, get_running_loop, sleep, wait_for, EventLoop, Interest};
+use evloop::{create_task, sleep, wait_for, EventLoop, Interest};
 
-/// Every test body runs under this limit, so a bug fails the test instead of hanging it.
-const LIMIT: Duration = Duration::from_secs(10);
+mod common;
+use common::{open_file_limit, run_test, this_loop, Watch};
 
 static ALONE: Mutex<()> = Mutex::new(());
 
 fn alone() -> MutexGuard<'static, ()> {
     ALONE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn run_test<F>(body: F) -> F::Output
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    evloop::run(async move { wait_for(body, LIMIT).await.expect("test timed out") }).expect("loop failed")
-}
-
-fn this_loop() -> EventLoop {
-    get_running_loop().expect("inside evloop::run")
-}
-
-/// A value callbacks change and coroutines wait on.
-struct Watch<T> {
-    value: RefCell<T>,
-    waiters: RefCell<Vec<Waker>>,
-}
-
-impl<T> Watch<T> {
-    fn new(value: T) -> Rc<Watch<T>> {
-        Rc::new(Watch { value: RefCell::new(value), waiters: RefCell::new(Vec::new()) })
-    }
-
-    fn update(&self, f: impl FnOnce(&mut T)) {
-        f(&mut self.value.borrow_mut());
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        waiters.into_iter().for_each(Waker::wake);
-    }
-
-    fn get<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        f(&self.value.borrow())
-    }
-
-    async fn until(&self, mut done: impl FnMut(&T) -> bool) {
-        poll_fn(|cx| {
-            if done(&self.value.borrow()) {
-                return Poll::Ready(());
-            }
-            self.waiters.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
-    }
 }
 
 #[derive(Default)]
@@ -98,13 +50,6 @@ impl Protocol for Recorder {
     fn connection_lost(&mut self, error: Option<io::Error>) {
         self.0.update(|c| c.lost = Some(error));
     }
-}
-
-/// The soft limit on open files, from /proc/self/limits.
-fn open_file_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// Lowers the soft fd limit with prlimit(1) while alive, restoring it on drop.

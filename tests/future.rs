@@ -11,15 +11,8 @@ use std::time::Duration;
 
 use evloop::{EventLoop, FutureError};
 
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
+mod common;
+use common::{entries, log};
 
 #[test]
 fn set_result_then_result_done_and_not_cancelled() {

@@ -19,6 +19,9 @@ use std::time::Duration;
 use evloop::selector::{Event, Selector};
 use evloop::{EventLoop, Interest};
 
+mod common;
+use common::{counter, drain};
+
 static FD_NUMBERS: RwLock<()> = RwLock::new(());
 
 fn shared() -> RwLockReadGuard<'static, ()> {
@@ -35,10 +38,6 @@ fn pair() -> (UnixStream, UnixStream) {
     a.set_nonblocking(true).unwrap();
     b.set_nonblocking(true).unwrap();
     (a, b)
-}
-
-fn counter() -> Rc<Cell<u32>> {
-    Rc::new(Cell::new(0))
 }
 
 /// Installs a ticker: a writer on an always-writable socket that counts iterations and
@@ -80,19 +79,6 @@ fn fill(socket: &mut UnixStream) {
             Ok(_) => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) => panic!("filling the socket: {e}"),
-        }
-    }
-}
-
-fn drain(socket: &mut UnixStream) -> usize {
-    let mut total = 0;
-    let mut buf = [0u8; 65536];
-    loop {
-        match socket.read(&mut buf) {
-            Ok(0) => return total,
-            Ok(n) => total += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return total,
-            Err(e) => panic!("draining the socket: {e}"),
         }
     }
 }

@@ -10,14 +10,8 @@ use std::time::Duration;
 
 use evloop::{get_running_loop, EventLoop, LoopError};
 
-fn counter() -> Rc<Cell<u32>> {
-    Rc::new(Cell::new(0))
-}
-
-fn bump(counter: &Rc<Cell<u32>>) -> impl FnOnce() + 'static {
-    let counter = counter.clone();
-    move || counter.set(counter.get() + 1)
-}
+mod common;
+use common::{bump, counter};
 
 /// Counts its drops, to prove a closure holding it was dropped.
 struct DropCounter(Rc<Cell<u32>>);

@@ -3,7 +3,7 @@
 //! These tests panic on purpose; the panic messages printed by the default panic hook
 //! are expected noise.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
@@ -11,6 +11,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use evloop::{default_exception_handler, EventLoop, ExceptionContext};
+
+mod common;
+use common::{bump, counter};
 
 /// What a handler saw: (message, exception, file, line) of each context.
 type Contexts = Rc<RefCell<Vec<(String, Option<String>, Option<(String, u32)>)>>>;
@@ -23,15 +26,6 @@ fn recording_handler(event_loop: &EventLoop) -> Contexts {
         s.borrow_mut().push((context.message.clone(), context.exception.clone(), at));
     });
     seen
-}
-
-fn counter() -> Rc<Cell<u32>> {
-    Rc::new(Cell::new(0))
-}
-
-fn bump(counter: &Rc<Cell<u32>>) -> impl FnOnce() + 'static {
-    let counter = counter.clone();
-    move || counter.set(counter.get() + 1)
 }
 
 #[test]

@@ -13,9 +13,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::sync::{LifoQueue, PriorityQueue, Queue, QueueEmpty, QueueFull};
-use evloop::{create_task, sleep, wait_for, Task};
+use evloop::{create_task, wait_for, Task};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
+
+mod common;
+use common::yield_now;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -182,10 +185,6 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             consumers,
             cancels,
         })
-}
-
-async fn yield_now() {
-    sleep(Duration::ZERO).await
 }
 
 async fn run_scenario(scenario: Scenario) -> Result<(), TestCaseError> {

@@ -9,7 +9,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -17,6 +17,9 @@ use std::time::Duration;
 use evloop::selector::Selector;
 use evloop::Interest;
 use proptest::prelude::*;
+
+mod common;
+use common::drain;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -50,19 +53,6 @@ fn program() -> impl Strategy<Value = (usize, Vec<Op>)> {
 
 /// (token, readable, writable) of one ready socket.
 type Ready = (u64, bool, bool);
-
-fn read_all(socket: &mut UnixStream) -> usize {
-    let mut total = 0;
-    let mut buf = [0u8; 4096];
-    loop {
-        match socket.read(&mut buf) {
-            Ok(0) => return total,
-            Ok(n) => total += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return total,
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-}
 
 fn run(pairs: usize, ops: &[Op]) -> Result<(), TestCaseError> {
     let mut sockets = Vec::new();
@@ -117,7 +107,7 @@ fn run(pairs: usize, ops: &[Op]) -> Result<(), TestCaseError> {
                 waiting[s ^ 1] += n;
             }
             Op::ReadAll(s) => {
-                let read = read_all(&mut sockets[s]);
+                let read = drain(&mut sockets[s]);
                 prop_assert_eq!(read, waiting[s]);
                 waiting[s] = 0;
             }

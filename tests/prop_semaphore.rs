@@ -14,6 +14,9 @@ use evloop::{create_task, sleep, wait_for, Task, TaskError, TaskRef};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
+mod common;
+use common::yield_now;
+
 #[derive(Clone, Copy, Debug)]
 enum Cancel {
     Never,
@@ -107,10 +110,6 @@ impl Drop for LeaveOnDrop {
     fn drop(&mut self) {
         self.0.leave_waiting(self.1);
     }
-}
-
-async fn yield_now() {
-    sleep(Duration::ZERO).await
 }
 
 /// Runs the workers and checks the invariants; returns how many were cancelled at the

@@ -5,29 +5,16 @@
 //! reader or writer; these tests check the data, the errors, and that a wait that ends
 //! by cancellation leaves no registration behind (`EventLoop::fd_interest`).
 
-use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::sys::socket::{Kind, SockAddr, Socket};
-use evloop::{create_task, get_running_loop, sleep, wait_for, EventLoop, Interest, TaskError};
+use evloop::{create_task, sleep, wait_for, EventLoop, Interest, TaskError};
 
-/// Every test body runs under this limit, so a bug fails the test instead of hanging it.
-const LIMIT: Duration = Duration::from_secs(10);
-
-fn run_test<F>(body: F) -> F::Output
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    evloop::run(async move { wait_for(body, LIMIT).await.expect("test timed out") }).expect("loop failed")
-}
-
-fn this_loop() -> EventLoop {
-    get_running_loop().expect("inside evloop::run")
-}
+mod common;
+use common::{pattern, run_test, this_loop, Checksum};
 
 /// A listening socket on 127.0.0.1, port chosen by the kernel.
 fn listener() -> (Socket, SockAddr) {
@@ -61,70 +48,6 @@ async fn until_registered(event_loop: &EventLoop, fd: i32, interest: Interest) {
     while event_loop.fd_interest(fd) != Some(interest) {
         sleep(Duration::ZERO).await;
     }
-}
-
-/// FNV-1a over 64-bit little-endian words (fast enough in debug builds), fed in pieces of
-/// any size, with the length mixed in at the end.
-#[derive(Clone)]
-struct Checksum {
-    hash: u64,
-    carry: [u8; 8],
-    carried: usize,
-    len: u64,
-}
-
-impl Checksum {
-    fn new() -> Checksum {
-        Checksum { hash: 0xcbf2_9ce4_8422_2325, carry: [0; 8], carried: 0, len: 0 }
-    }
-
-    fn word(&mut self, word: u64) {
-        self.hash = (self.hash ^ word).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(23);
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        self.len += data.len() as u64;
-        while self.carried > 0 && !data.is_empty() {
-            self.carry[self.carried] = data[0];
-            self.carried += 1;
-            data = &data[1..];
-            if self.carried == 8 {
-                self.word(u64::from_le_bytes(self.carry));
-                self.carried = 0;
-            }
-        }
-        let mut words = data.chunks_exact(8);
-        for word in &mut words {
-            self.word(u64::from_le_bytes(word.try_into().unwrap()));
-        }
-        for &byte in words.remainder() {
-            self.carry[self.carried] = byte;
-            self.carried += 1;
-        }
-    }
-
-    fn finish(&self) -> (u64, u64) {
-        let mut last = self.clone();
-        let mut tail = [0u8; 8];
-        tail[..self.carried].copy_from_slice(&self.carry[..self.carried]);
-        last.word(u64::from_le_bytes(tail) ^ (self.carried as u64) << 56);
-        last.word(self.len);
-        (last.hash, self.len)
-    }
-}
-
-/// `len` pseudo-random bytes (xorshift), different for each seed.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 #[test]

@@ -4,11 +4,10 @@
 //! `wait_closed`.
 
 use std::cell::{Cell, RefCell};
-use std::future::{poll_fn, Future};
+use std::future::poll_fn;
 use std::io;
 use std::pin::{pin, Pin};
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::Duration;
 
 use evloop::streams::{
@@ -19,20 +18,8 @@ use evloop::transport::Server;
 use evloop::{create_task, sleep, wait_for};
 use futures_core::Stream;
 
-/// Every test body runs under this limit, so a bug fails the test instead of hanging it.
-const LIMIT: Duration = Duration::from_secs(10);
-
-fn run_test<F>(body: F) -> F::Output
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    evloop::run(async move { wait_for(body, LIMIT).await.expect("test timed out") }).expect("loop failed")
-}
-
-fn port_of(server: &Server) -> u16 {
-    server.addresses()[0].as_inet().expect("an IP listener").port()
-}
+mod common;
+use common::{pattern, poll_once, port_of, run_test, Checksum};
 
 /// A server that sends `script` in one write and closes.
 async fn script_server(script: &'static [u8]) -> (Server, u16) {
@@ -74,77 +61,8 @@ async fn echo_server() -> (Server, u16) {
     (server, port)
 }
 
-/// Polls `future` once, in the calling task's context.
-async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
-    poll_fn(move |cx| Poll::Ready(future.as_mut().poll(cx))).await
-}
-
-/// FNV-1a over 64-bit little-endian words (fast enough in debug builds), fed in pieces of
-/// any size, with the length mixed in at the end.
-#[derive(Clone)]
-struct Checksum {
-    hash: u64,
-    carry: [u8; 8],
-    carried: usize,
-    len: u64,
-}
-
-impl Checksum {
-    fn new() -> Checksum {
-        Checksum { hash: 0xcbf2_9ce4_8422_2325, carry: [0; 8], carried: 0, len: 0 }
-    }
-
-    fn word(&mut self, word: u64) {
-        self.hash = (self.hash ^ word).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(23);
-    }
-
-    fn update(&mut self, mut data: &[u8]) {
-        self.len += data.len() as u64;
-        while self.carried > 0 && !data.is_empty() {
-            self.carry[self.carried] = data[0];
-            self.carried += 1;
-            data = &data[1..];
-            if self.carried == 8 {
-                self.word(u64::from_le_bytes(self.carry));
-                self.carried = 0;
-            }
-        }
-        let mut words = data.chunks_exact(8);
-        for word in &mut words {
-            self.word(u64::from_le_bytes(word.try_into().unwrap()));
-        }
-        for &byte in words.remainder() {
-            self.carry[self.carried] = byte;
-            self.carried += 1;
-        }
-    }
-
-    fn finish(&self) -> (u64, u64) {
-        let mut last = self.clone();
-        let mut tail = [0u8; 8];
-        tail[..self.carried].copy_from_slice(&self.carry[..self.carried]);
-        last.word(u64::from_le_bytes(tail) ^ ((self.carried as u64) << 56));
-        last.word(self.len);
-        (last.hash, self.len)
-    }
-}
-
 /// A checksum and the byte count it covers.
 type Sum = (u64, u64);
-
-/// `len` pseudo-random bytes (xorshift), different for each seed.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// Writes `blocks` MiB (a pattern with the block number in front of each MiB), draining
 /// after each, then half-closes; returns the checksum of what it wrote.

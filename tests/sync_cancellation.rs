@@ -12,31 +12,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::sync::{Condition, Event, LifoQueue, Lock, Queue, QueueFull, Semaphore};
-use evloop::{create_task, get_running_loop, sleep, wait_for, Task, TaskError, TaskRef};
+use evloop::{create_task, get_running_loop, wait_for, Task, TaskError, TaskRef};
 
-async fn yield_now() {
-    sleep(Duration::ZERO).await
-}
-
-async fn yields(n: usize) {
-    for _ in 0..n {
-        yield_now().await;
-    }
-}
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
+mod common;
+use common::{entries, log, push, yield_now, yields, Log};
 
 /// Which happens first within the single step.
 #[derive(Clone, Copy, Debug)]

@@ -4,60 +4,17 @@
 //!
 //! Steps are counted in loop iterations (`sleep(ZERO)` yields exactly one), never in time.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
-use std::sync::Once;
-use std::time::Duration;
 
 use evloop::sync::{
     BoundedSemaphore, Condition, Event, LifoQueue, Lock, PriorityQueue, Queue, QueueEmpty, QueueFull,
     Semaphore, ValueError,
 };
-use evloop::{create_task, sleep, Task, TaskError};
+use evloop::{create_task, Task, TaskError};
 
-const EXPECTED: &str = "expected test panic";
-
-fn quiet_expected_panics() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !message.contains(EXPECTED) && !message.contains("another lock") {
-                default(info);
-            }
-        }));
-    });
-}
-
-async fn yield_now() {
-    sleep(Duration::ZERO).await
-}
-
-async fn yields(n: usize) {
-    for _ in 0..n {
-        yield_now().await;
-    }
-}
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
+mod common;
+use common::{entries, log, push, quiet_panics_containing, yield_now, yields, Log, EXPECTED};
 
 async fn join_all<T: 'static>(tasks: Vec<Task<T>>) -> Vec<T> {
     let mut outputs = Vec::new();
@@ -528,7 +485,7 @@ fn condition_wait_for_checks_the_predicate_first_and_after_each_notify() {
 
 #[test]
 fn condition_wait_with_the_guard_of_another_lock_panics() {
-    quiet_expected_panics();
+    quiet_panics_containing(&[EXPECTED, "another lock"]);
     let outcome = evloop::run(async {
         create_task(async {
             let condition = Condition::new();

@@ -8,7 +8,6 @@ use std::cell::{Cell, RefCell};
 use std::future::{pending, Future};
 use std::panic::catch_unwind;
 use std::rc::Rc;
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use evloop::sync::{Event, Lock, Queue};
@@ -17,58 +16,8 @@ use evloop::{
     RunError, TaskError, TaskRef,
 };
 
-/// Panics these tests cause on purpose carry this marker; the hook keeps them quiet.
-const EXPECTED: &str = "expected test panic";
-
-fn quiet_expected_panics() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            if !message.contains(EXPECTED) {
-                default(info);
-            }
-        }));
-    });
-}
-
-/// Sets its flag when dropped: proves a coroutine was dropped (at its await point).
-struct DropGuard(Rc<Cell<bool>>);
-
-impl Drop for DropGuard {
-    fn drop(&mut self) {
-        self.0.set(true);
-    }
-}
-
-fn flag() -> Rc<Cell<bool>> {
-    Rc::new(Cell::new(false))
-}
-
-type Log = Rc<RefCell<Vec<String>>>;
-
-fn log() -> Log {
-    Rc::new(RefCell::new(Vec::new()))
-}
-
-fn push(log: &Log, entry: impl Into<String>) {
-    log.borrow_mut().push(entry.into());
-}
-
-fn entries(log: &Log) -> Vec<String> {
-    log.borrow().clone()
-}
-
-/// Yields for one loop iteration.
-async fn yield_now() {
-    sleep(Duration::ZERO).await
-}
+mod common;
+use common::{entries, flag, log, push, quiet_expected_panics, yield_now, DropGuard, EXPECTED};
 
 // ---------------------------------------------------------------------------------------
 // Creating and running tasks.

@@ -7,68 +7,17 @@
 //! waiting for a condition on it, so a test awaits "the server saw EOF" instead of
 //! sleeping and hoping.
 
-use std::cell::RefCell;
-use std::future::{poll_fn, Future};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::pin::{pin, Pin};
+use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
-use std::time::Duration;
 
 use evloop::sys::socket::{Kind, SockAddr, Socket};
 use evloop::transport::{Protocol, Server, ServerOptions, Transport, DEFAULT_HIGH_WATER};
-use evloop::{get_running_loop, wait_for, EventLoop, Interest};
+use evloop::Interest;
 
-/// Every test body runs under this limit, so a bug fails the test instead of hanging it.
-const LIMIT: Duration = Duration::from_secs(10);
-
-fn run_test<F>(body: F) -> F::Output
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    evloop::run(async move { wait_for(body, LIMIT).await.expect("test timed out") }).expect("loop failed")
-}
-
-fn this_loop() -> EventLoop {
-    get_running_loop().expect("inside evloop::run")
-}
-
-/// A value that protocol callbacks change and coroutines wait on.
-struct Watch<T> {
-    value: RefCell<T>,
-    waiters: RefCell<Vec<Waker>>,
-}
-
-impl<T> Watch<T> {
-    fn new(value: T) -> Rc<Watch<T>> {
-        Rc::new(Watch { value: RefCell::new(value), waiters: RefCell::new(Vec::new()) })
-    }
-
-    fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let result = f(&mut self.value.borrow_mut());
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        waiters.into_iter().for_each(Waker::wake);
-        result
-    }
-
-    fn get<R>(&self, f: impl FnOnce(&T) -> R) -> R {
-        f(&self.value.borrow())
-    }
-
-    /// Waits until `f` gives a value.
-    async fn until<R>(&self, mut f: impl FnMut(&T) -> Option<R>) -> R {
-        poll_fn(|cx| match f(&self.value.borrow()) {
-            Some(result) => Poll::Ready(result),
-            None => {
-                self.waiters.borrow_mut().push(cx.waker().clone());
-                Poll::Pending
-            }
-        })
-        .await
-    }
-}
+mod common;
+use common::{open_file_limit, pattern, poll_once, port_of, run_test, this_loop, Watch};
 
 /// One protocol callback; consecutive `data_received` calls are recorded once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -189,14 +138,14 @@ async fn server_on(
     };
     let options = ServerOptions { backlog: 1024, ..ServerOptions::default() };
     let server = this_loop().create_server(factory, host, 0, options).await?;
-    let port = server.addresses()[0].as_inet().expect("an IP listener").port();
+    let port = port_of(&server);
     Ok((server, port, accepted))
 }
 
 /// The `index`-th connection's log, once its `connection_made` has run.
 async fn accepted_log(accepted: &Accepted, index: usize) -> Log {
-    let log = accepted.until(|all| all.get(index).cloned()).await;
-    log.until(|r| r.transport.is_some().then_some(())).await;
+    let log = accepted.until_some(|all| all.get(index).cloned()).await;
+    log.until_some(|r| r.transport.is_some().then_some(())).await;
     log
 }
 
@@ -208,7 +157,7 @@ async fn connect(port: u16, log: &Log) -> Transport {
         .create_connection(move || Recorder::new(&factory_log), "127.0.0.1", port)
         .await
         .expect("connect");
-    log.until(|r| r.transport.is_some().then_some(())).await;
+    log.until_some(|r| r.transport.is_some().then_some(())).await;
     transport
 }
 
@@ -229,34 +178,8 @@ async fn sentinel_round(port: u16, accepted: &Accepted, index: usize) -> Transpo
     let log: Log = Watch::new(Record::default());
     let transport = connect(port, &log).await;
     transport.write(b"!");
-    accepted_log(accepted, index).await.until(|r| (!r.received.is_empty()).then_some(())).await;
+    accepted_log(accepted, index).await.until_some(|r| (!r.received.is_empty()).then_some(())).await;
     transport
-}
-
-/// `len` pseudo-random bytes (xorshift), different for each seed.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// Polls `future` once, in the calling task's context.
-async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
-    poll_fn(move |cx| Poll::Ready(future.as_mut().poll(cx))).await
-}
-
-/// The soft limit on open files, from /proc/self/limits.
-fn open_file_limit() -> Option<usize> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// More than the kernel's socket buffers take from a peer that does not read.
@@ -270,15 +193,15 @@ fn echo_and_the_order_of_callbacks() {
         let transport = connect(port, &client).await;
         transport.write(b"hello, ");
         transport.write(b"evloop");
-        client.until(|r| (r.received.len() >= 13).then_some(())).await;
+        client.until_some(|r| (r.received.len() >= 13).then_some(())).await;
         assert_eq!(client.get(|r| r.received.clone()), b"hello, evloop");
 
         // Client half-closes; the echo server's eof_received says "close", so both ends
         // close cleanly.
         transport.write_eof();
         let server_log = accepted_log(&accepted, 0).await;
-        client.until(|r| r.lost()).await;
-        server_log.until(|r| r.lost()).await;
+        client.until_some(|r| r.lost()).await;
+        server_log.until_some(|r| r.lost()).await;
         assert_eq!(order(&client), [Ev::Made, Ev::Data, Ev::Eof, Ev::Lost(None)]);
         assert_eq!(order(&server_log), [Ev::Made, Ev::Data, Ev::Eof, Ev::Lost(None)]);
         assert_eq!(server_log.get(|r| r.received.clone()), b"hello, evloop");
@@ -302,7 +225,7 @@ fn write_eof_half_close_lets_the_server_still_write_back() {
         transport.write(b" ignored after write_eof");
 
         let server_log = accepted_log(&accepted, 0).await;
-        server_log.until(|r| r.saw(&Ev::Eof).then_some(())).await;
+        server_log.until_some(|r| r.saw(&Ev::Eof).then_some(())).await;
         assert_eq!(server_log.get(|r| r.received.clone()), b"request");
         // The server's side is still open for writing after the client's EOF.
         let server_transport = transport_of(&server_log);
@@ -310,10 +233,10 @@ fn write_eof_half_close_lets_the_server_still_write_back() {
         server_transport.write(b" and the answer");
         server_transport.close();
 
-        client.until(|r| r.lost()).await;
+        client.until_some(|r| r.lost()).await;
         assert_eq!(client.get(|r| r.received.clone()), b"request and the answer");
         assert_eq!(order(&client), [Ev::Made, Ev::Data, Ev::Eof, Ev::Lost(None)]);
-        server_log.until(|r| r.lost()).await;
+        server_log.until_some(|r| r.lost()).await;
         assert_eq!(order(&server_log), [Ev::Made, Ev::Data, Ev::Eof, Ev::Lost(None)]);
         server.close();
         server.wait_closed().await;
@@ -333,11 +256,11 @@ fn close_flushes_buffered_data_before_connection_lost() {
         assert!(transport.is_closing());
         transport.write(b"ignored after close");
 
-        client.until(|r| r.lost()).await;
+        client.until_some(|r| r.lost()).await;
         // As in asyncio, draining the buffer while closing also resumes writing.
         assert_eq!(order(&client), [Ev::Made, Ev::PauseWriting, Ev::ResumeWriting, Ev::Lost(None)]);
         let server_log = accepted_log(&accepted, 0).await;
-        server_log.until(|r| r.lost()).await;
+        server_log.until_some(|r| r.lost()).await;
         let received = server_log.get(|r| r.received.clone());
         assert_eq!(received.len(), FLOOD, "close did not flush the whole buffer");
         assert!(received == data, "the flushed bytes differ from those written");
@@ -364,11 +287,11 @@ fn abort_drops_buffered_data() {
         transport.abort();
         assert!(transport.is_closing());
         assert_eq!(transport.get_write_buffer_size(), 0, "abort kept its buffer");
-        client.until(|r| r.lost()).await;
+        client.until_some(|r| r.lost()).await;
         assert_eq!(client.get(|r| r.lost()), Some(None), "abort is a clean close for the protocol");
 
         transport_of(&server_log).resume_reading();
-        server_log.until(|r| r.lost()).await;
+        server_log.until_some(|r| r.lost()).await;
         let received = server_log.get(|r| r.received.clone());
         assert!(received.len() <= FLOOD - buffered, "the aborted buffer was sent anyway");
         assert!(data.starts_with(&received), "what arrived is not a prefix of what was written");
@@ -396,9 +319,9 @@ fn flow_control_pauses_and_resumes_writing() {
 
         // The peer reads again: the buffer drains, resume_writing, everything arrives.
         server_transport.resume_reading();
-        client.until(|r| r.saw(&Ev::ResumeWriting).then_some(())).await;
+        client.until_some(|r| r.saw(&Ev::ResumeWriting).then_some(())).await;
         assert!(transport.get_write_buffer_size() <= DEFAULT_HIGH_WATER / 4);
-        server_log.until(|r| (r.received.len() == FLOOD).then_some(())).await;
+        server_log.until_some(|r| (r.received.len() == FLOOD).then_some(())).await;
         assert_eq!(transport.get_write_buffer_size(), 0);
         assert!(server_log.get(|r| r.received == data));
         assert_eq!(order(&client), [Ev::Made, Ev::PauseWriting, Ev::ResumeWriting]);
@@ -448,15 +371,15 @@ fn pause_writing_from_inside_a_protocol_callback_comes_after_it() {
         let port = server.addresses()[0].as_inet().unwrap().port();
         let client: Log = Watch::new(Record::default());
         let transport = connect(port, &client).await;
-        client.until(|r| r.transport.is_some().then_some(())).await;
+        client.until_some(|r| r.transport.is_some().then_some(())).await;
         transport.pause_reading();
         transport.write(b"go");
-        server_log.until(|r| r.saw(&Ev::PauseWriting).then_some(())).await;
+        server_log.until_some(|r| r.saw(&Ev::PauseWriting).then_some(())).await;
         assert_eq!(order(&server_log), [Ev::Data, Ev::PauseWriting]);
         transport.resume_reading();
-        client.until(|r| (r.received.len() == FLOOD).then_some(())).await;
+        client.until_some(|r| (r.received.len() == FLOOD).then_some(())).await;
         assert!(client.get(|r| r.received == *reply));
-        server_log.until(|r| r.saw(&Ev::ResumeWriting).then_some(())).await;
+        server_log.until_some(|r| r.saw(&Ev::ResumeWriting).then_some(())).await;
         transport.close();
         server.close();
         server.wait_closed().await;
@@ -525,7 +448,7 @@ fn pause_reading_unregisters_the_reader_and_resume_reading_delivers() {
         server_transport.resume_reading();
         assert!(server_transport.is_reading());
         assert_eq!(event_loop.fd_interest(fd), Some(Interest::READ));
-        server_log.until(|r| (r.received.len() == 12).then_some(())).await;
+        server_log.until_some(|r| (r.received.len() == 12).then_some(())).await;
         assert_eq!(server_log.get(|r| r.received.clone()), b"while paused");
         transport.close();
         sentinel.close();
@@ -554,7 +477,7 @@ fn pause_reading_in_connection_made_is_respected() {
         let sentinel = sentinel_round(port, &accepted, 1).await;
         assert_eq!(order(&server_log), [Ev::Made], "data delivered while paused");
         server_transport.resume_reading();
-        server_log.until(|r| (!r.received.is_empty()).then_some(())).await;
+        server_log.until_some(|r| (!r.received.is_empty()).then_some(())).await;
         transport.close();
         sentinel.close();
         server.close();
@@ -612,7 +535,7 @@ fn connecting_through_localhost() {
         let (transport, _) =
             this_loop().create_connection(move || Recorder::new(&log), "localhost", port).await.unwrap();
         transport.write(b"via localhost");
-        client.until(|r| (r.received.len() == 13).then_some(())).await;
+        client.until_some(|r| (r.received.len() == 13).then_some(())).await;
         transport.close();
         server.close();
         server.wait_closed().await;
@@ -642,7 +565,7 @@ fn the_peers_eof_closes_a_protocol_that_does_not_keep_it_open() {
         let (mut peer, _) = listener.accept().unwrap();
         peer.write_all(b"last words").unwrap();
         peer.shutdown(std::net::Shutdown::Write).unwrap();
-        client.until(|r| r.lost()).await;
+        client.until_some(|r| r.lost()).await;
         assert_eq!(order(&client), [Ev::Made, Ev::Data, Ev::Eof, Ev::Lost(None)]);
         assert_eq!(client.get(|r| r.received.clone()), b"last words");
         assert!(transport.is_closing());
@@ -661,7 +584,7 @@ fn a_reset_peer_gives_connection_lost_with_the_error() {
         let port = listener.local_addr().unwrap().port();
         let client: Log = Watch::new(Record::default());
         let transport = connect(port, &client).await;
-        client.until(|r| r.transport.is_some().then_some(())).await;
+        client.until_some(|r| r.transport.is_some().then_some(())).await;
         let fd = transport.fd().unwrap();
         let (peer, _) = listener.accept().unwrap();
         transport.write(b"data the peer will never read");
@@ -669,7 +592,7 @@ fn a_reset_peer_gives_connection_lost_with_the_error() {
         peer.peek(&mut [0u8; 1]).unwrap();
         drop(peer);
 
-        let lost = client.until(|r| r.lost()).await;
+        let lost = client.until_some(|r| r.lost()).await;
         assert_eq!(lost, Some(io::ErrorKind::ConnectionReset), "{:?}", client.get(|r| r.lost_error.clone()));
         assert_eq!(order(&client), [Ev::Made, Ev::Lost(Some(io::ErrorKind::ConnectionReset))]);
         assert!(transport.is_closing());
@@ -704,10 +627,10 @@ fn server_close_then_wait_closed_once_connections_are_gone() {
         let refused = this_loop().create_connection(move || Recorder::new(&log), "127.0.0.1", port).await;
         assert_eq!(refused.map(|_| ()).unwrap_err().kind(), io::ErrorKind::ConnectionRefused);
         transports[0].write(b"still served");
-        logs[0].until(|r| (r.received.len() == 12).then_some(())).await;
+        logs[0].until_some(|r| (r.received.len() == 12).then_some(())).await;
 
         transports[0].close();
-        accepted_log(&accepted, 0).await.until(|r| r.lost()).await;
+        accepted_log(&accepted, 0).await.until_some(|r| r.lost()).await;
         assert_eq!(server.active_connections(), 1);
         assert!(poll_once(closed.as_mut()).await.is_pending(), "wait_closed with one live connection");
 
@@ -736,10 +659,10 @@ fn a_thousand_concurrent_connections_each_echo_their_own_bytes() {
             let log: Log = Watch::new(Record::default());
             let transport = connect(port, &log).await;
             transport.write(&payload);
-            log.until(|r| (r.received.len() >= payload.len()).then_some(())).await;
+            log.until_some(|r| (r.received.len() >= payload.len()).then_some(())).await;
             assert!(log.get(|r| r.received == payload), "connection {i} got back other bytes");
             transport.close();
-            log.until(|r| r.lost()).await;
+            log.until_some(|r| r.lost()).await;
             assert_eq!(order(&log), [Ev::Made, Ev::Data, Ev::Lost(None)], "connection {i}");
             payload.len()
         });
@@ -779,7 +702,7 @@ fn echo_over_ipv6_loopback() {
         let (transport, _) =
             this_loop().create_connection(move || Recorder::new(&log), "::1", port).await.unwrap();
         transport.write(b"over IPv6");
-        client.until(|r| (r.received.len() == 9).then_some(())).await;
+        client.until_some(|r| (r.received.len() == 9).then_some(())).await;
         assert_eq!(client.get(|r| r.received.clone()), b"over IPv6");
         let peer = transport.peer_addr().unwrap().as_inet().unwrap();
         assert_eq!(peer, SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)));

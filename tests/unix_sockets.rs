@@ -5,34 +5,18 @@
 //! Each test works in its own directory under the system temp dir, removed at the end.
 
 use std::cell::RefCell;
-use std::future::{poll_fn, Future};
 use std::io;
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Poll, Waker};
-use std::time::Duration;
 
 use evloop::streams::{open_unix_connection, start_unix_server};
 use evloop::sys::socket::SockAddr;
 use evloop::transport::{Protocol, ServerOptions, Transport};
-use evloop::{get_running_loop, wait_for, EventLoop};
 
-/// Every test body runs under this limit, so a bug fails the test instead of hanging it.
-const LIMIT: Duration = Duration::from_secs(10);
-
-fn run_test<F>(body: F) -> F::Output
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    evloop::run(async move { wait_for(body, LIMIT).await.expect("test timed out") }).expect("loop failed")
-}
-
-fn this_loop() -> EventLoop {
-    get_running_loop().expect("inside evloop::run")
-}
+mod common;
+use common::{run_test, this_loop};
 
 /// A fresh directory, removed (with what is in it) when dropped.
 struct TempDir(PathBuf);
@@ -72,34 +56,8 @@ struct Seen {
     transport: Option<Transport>,
 }
 
-#[derive(Default)]
-struct Watch {
-    seen: RefCell<Seen>,
-    waiters: RefCell<Vec<Waker>>,
-}
-
-impl Watch {
-    fn update(&self, f: impl FnOnce(&mut Seen)) {
-        f(&mut self.seen.borrow_mut());
-        let waiters = std::mem::take(&mut *self.waiters.borrow_mut());
-        waiters.into_iter().for_each(Waker::wake);
-    }
-
-    fn get<R>(&self, f: impl FnOnce(&Seen) -> R) -> R {
-        f(&self.seen.borrow())
-    }
-
-    async fn until(&self, mut done: impl FnMut(&Seen) -> bool) {
-        poll_fn(|cx| {
-            if done(&self.seen.borrow()) {
-                return Poll::Ready(());
-            }
-            self.waiters.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
-    }
-}
+/// The [`Seen`] that protocol callbacks update and coroutines wait on.
+type Watch = common::Watch<Seen>;
 
 struct Recorder {
     watch: Rc<Watch>,
