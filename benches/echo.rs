@@ -1,0 +1,844 @@
+//! TCP echo: 64-byte ping-pong over loopback against three servers, each in its own
+//! process pinned to CPU 0, driven by one load generator in its own process pinned to
+//! CPU 1 (issue 4, point 12 and its Targets).
+//!
+//! Servers:
+//! - `evloop-protocol`: a `transport::Protocol` whose `data_received` writes the bytes back;
+//! - `evloop-streams`: `streams::start_server`, each client a task doing `read(64)`, then
+//!   `write` + `drain().await`;
+//! - `tokio`: a `current_thread` runtime (IO only), `TcpListener`, one spawned task per
+//!   connection doing `read` / `write_all` on a 64-byte buffer.
+//!
+//! The load generator is the same program for every server: single-threaded, C non-blocking
+//! `std::net::TcpStream`s polled with evloop's own `selector::Selector` (level-triggered
+//! epoll, nothing else of evloop). Each connection sends 64 bytes, waits until all 64 are
+//! back, sends again. It warms up, then measures messages/s and the latency of each
+//! round trip (p99) over a fixed window, then keeps the load on until told to stop.
+//!
+//! What the parent measures on the server process:
+//! - during the generator's window: user and system CPU from `/proc/<pid>/stat`
+//!   (utime/stime, clock ticks of 10 ms, so user time per message is only as precise as
+//!   the window is long) and the precise total from `/proc/<pid>/task/*/schedstat`;
+//! - after it, with the load still on: syscalls from `perf stat --per-thread -e
+//!   raw_syscalls:sys_enter,syscalls:sys_enter_<name>... -p <server>,<generator> -- sleep 1`,
+//!   divided by the messages of that same second, which are the generator's sends (it
+//!   sends each message with exactly one `write`). The
+//!   wildcard `syscalls:sys_enter_*` takes ~14 s to attach here, so the total comes from
+//!   `raw_syscalls:sys_enter` and the breakdown from a list of the calls an echo server
+//!   makes. perf's own CPU cost (tracepoints) therefore never lands in the CPU figures.
+//!
+//! Run: `cargo bench --bench echo [-- FILTER...]`. A bare number keeps only that C
+//! (`1`, `100`, `1000`); any other bare word keeps the servers whose name contains it
+//! (tokio always runs, since everything is compared with it). Environment:
+//! `EVLOOP_BENCH_RUNS` (runs per server and C, default 3), `EVLOOP_ECHO_MEASURE_MS`
+//! (window, default 2000), `EVLOOP_ECHO_WARMUP_MS` (default 500), `EVLOOP_BENCH_TIMEOUT`
+//! (seconds one run may take before it is killed and the bench fails, default 120).
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use evloop::selector::{Interest, Selector};
+use evloop::transport::{Protocol, ServerOptions, Transport};
+
+const SERVERS: [&str; 3] = ["evloop-protocol", "evloop-streams", "tokio"];
+const CONNS: [usize; 3] = [1, 100, 1000];
+const MESSAGE: usize = 64;
+const PERF_WINDOW: Duration = Duration::from_secs(1);
+/// `USER_HZ`: the unit of utime/stime in `/proc/<pid>/stat` (100 on every Linux arch
+/// that matters here).
+const CLOCK_TICKS_PER_S: f64 = 100.0;
+/// The syscalls whose counts are broken out (the total is `raw_syscalls:sys_enter`).
+const SYSCALLS: [&str; 12] = [
+    "recvfrom",
+    "sendto",
+    "read",
+    "write",
+    "readv",
+    "writev",
+    "recvmsg",
+    "sendmsg",
+    "epoll_wait",
+    "epoll_pwait",
+    "epoll_ctl",
+    "futex",
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("--server") => serve(args.get(1).expect("--server needs a kind")),
+        Some("--load") => {
+            let get = |name: &str| -> u64 {
+                let at = args.iter().position(|a| a == name).unwrap_or_else(|| panic!("--load needs {name}"));
+                args[at + 1].parse().unwrap_or_else(|_| panic!("{name} must be a number"))
+            };
+            load(
+                get("--port") as u16,
+                get("--conns") as usize,
+                Duration::from_millis(get("--warmup-ms")),
+                Duration::from_millis(get("--measure-ms")),
+            )
+            .expect("load generator");
+        }
+        _ => parent(&args),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers (child processes).
+
+fn serve(kind: &str) {
+    match kind {
+        "evloop-protocol" => evloop_protocol_server(),
+        "evloop-streams" => evloop_streams_server(),
+        "tokio" => tokio_server(),
+        other => panic!("unknown server {other:?}"),
+    }
+}
+
+fn announce(port: u16) {
+    println!("EVLOOP_ECHO_PORT {port}");
+    io::stdout().flush().expect("flush stdout");
+}
+
+/// Writes back whatever arrives.
+struct Echo {
+    transport: Option<Transport>,
+}
+
+impl Protocol for Echo {
+    fn connection_made(&mut self, transport: &Transport) {
+        self.transport = Some(transport.clone());
+    }
+
+    fn data_received(&mut self, data: &[u8]) {
+        if let Some(transport) = &self.transport {
+            transport.write(data);
+        }
+    }
+
+    fn connection_lost(&mut self, _error: Option<io::Error>) {
+        self.transport = None;
+    }
+}
+
+fn evloop_protocol_server() {
+    evloop::run(async {
+        let event_loop = evloop::get_running_loop().expect("running loop");
+        let options = ServerOptions { backlog: 1024, ..ServerOptions::default() };
+        let server = event_loop
+            .create_server(|| Echo { transport: None }, "127.0.0.1", 0, options)
+            .await
+            .expect("create_server");
+        announce(server.addresses()[0].as_inet().expect("an IP listener").port());
+        server.wait_closed().await;
+    })
+    .expect("evloop::run");
+}
+
+fn evloop_streams_server() {
+    evloop::run(async {
+        let server = evloop::streams::start_server(
+            |reader, writer| async move {
+                loop {
+                    match reader.read(MESSAGE).await {
+                        Ok(data) if !data.is_empty() => {
+                            writer.write(&data);
+                            if writer.drain().await.is_err() {
+                                break;
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                writer.close();
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .expect("start_server");
+        announce(server.addresses()[0].as_inet().expect("an IP listener").port());
+        server.wait_closed().await;
+    })
+    .expect("evloop::run");
+}
+
+fn tokio_server() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().expect("tokio runtime");
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        announce(listener.local_addr().expect("local_addr").port());
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { continue };
+            tokio::spawn(async move {
+                let mut buffer = [0u8; MESSAGE];
+                loop {
+                    let n = match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    if stream.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Load generator (child process).
+
+const STDIN_TOKEN: u64 = u64::MAX;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Warmup,
+    Measure,
+    Tail,
+}
+
+/// C connections doing 64-byte ping-pong on one thread. Prints `measure-start`, then the
+/// result line, then keeps the load on (while the parent runs perf) until a line or EOF
+/// arrives on stdin. Each message is sent with exactly one `write`: perf counts the
+/// messages of its window from that.
+fn load(port: u16, conns: usize, warmup: Duration, measure: Duration) -> io::Result<()> {
+    let mut streams = Vec::with_capacity(conns);
+    for _ in 0..conns {
+        let stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_nodelay(true)?;
+        stream.set_nonblocking(true)?;
+        streams.push(stream);
+    }
+    let mut selector = Selector::new()?;
+    for (i, stream) in streams.iter().enumerate() {
+        selector.register(stream.as_raw_fd(), Interest::READ, i as u64)?;
+    }
+    selector.register(io::stdin().as_raw_fd(), Interest::READ, STDIN_TOKEN)?;
+
+    let message = [0x5au8; MESSAGE];
+    let mut received = vec![0usize; conns];
+    let mut sent_at = vec![Instant::now(); conns];
+    let mut latencies_ns: Vec<u32> = Vec::with_capacity(1 << 20);
+    let mut ready: Vec<u64> = Vec::with_capacity(conns + 1);
+    let mut measured = 0u64;
+
+    let started = Instant::now();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        send_all(stream, &message)?;
+        sent_at[i] = Instant::now();
+    }
+    let mut phase = Phase::Warmup;
+    let mut measure_start = started;
+    loop {
+        ready.clear();
+        ready.extend(selector.select(Some(Duration::from_millis(50)))?.map(|event| event.token));
+        for &token in &ready {
+            if token == STDIN_TOKEN {
+                return Ok(());
+            }
+            let i = token as usize;
+            let mut buffer = [0u8; MESSAGE];
+            let n = match streams[i].read(&mut buffer[..MESSAGE - received[i]]) {
+                Ok(0) => {
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed a connection"))
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            };
+            received[i] += n;
+            if received[i] < MESSAGE {
+                continue;
+            }
+            received[i] = 0;
+            let now = Instant::now();
+            match phase {
+                Phase::Warmup => {}
+                Phase::Measure => {
+                    measured += 1;
+                    latencies_ns.push((now - sent_at[i]).as_nanos().min(u32::MAX as u128) as u32);
+                }
+                Phase::Tail => {}
+            }
+            send_all(&mut streams[i], &message)?;
+            sent_at[i] = now;
+        }
+        let now = Instant::now();
+        if phase == Phase::Warmup && now >= started + warmup {
+            phase = Phase::Measure;
+            measure_start = now;
+            println!("measure-start");
+            io::stdout().flush()?;
+        } else if phase == Phase::Measure && now >= measure_start + measure {
+            phase = Phase::Tail;
+            let window = now - measure_start;
+            latencies_ns.sort_unstable();
+            let pick = |q: f64| -> u32 {
+                if latencies_ns.is_empty() {
+                    return 0;
+                }
+                latencies_ns[((latencies_ns.len() - 1) as f64 * q).round() as usize]
+            };
+            println!(
+                "EVLOOP_ECHO_RESULT msgs={measured} ns={} p50_ns={} p99_ns={}",
+                window.as_nanos(),
+                pick(0.50),
+                pick(0.99)
+            );
+            io::stdout().flush()?;
+        }
+    }
+}
+
+/// 64 bytes into an empty socket buffer: the kernel takes them whole.
+fn send_all(stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
+    let n = stream.write(data)?;
+    if n != data.len() {
+        return Err(io::Error::other(format!("short send of {n} bytes on an idle connection")));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Parent: orchestration, measurement of the server, table.
+
+#[derive(Clone, Debug, Default)]
+struct Sample {
+    msgs_per_s: f64,
+    p50_us: f64,
+    p99_us: f64,
+    user_us_per_msg: f64,
+    sys_us_per_msg: f64,
+    cpu_us_per_msg: f64,
+    /// CPU used by everything else on the machine during the window, in % of one core
+    /// (all CPUs' busy time from /proc/stat minus the server's and the generator's).
+    others_pct: f64,
+    /// None when perf could not count.
+    syscalls_per_msg: Option<f64>,
+    breakdown: Vec<(String, f64)>,
+}
+
+struct Tools {
+    taskset: bool,
+    perf: Result<(), String>,
+}
+
+fn parent(args: &[String]) {
+    let mut conn_filter = Vec::new();
+    let mut server_filter = Vec::new();
+    for arg in args.iter().filter(|a| !a.starts_with('-')) {
+        match arg.parse::<usize>() {
+            Ok(c) => conn_filter.push(c),
+            Err(_) => server_filter.push(arg.clone()),
+        }
+    }
+    let conns: Vec<usize> =
+        CONNS.iter().copied().filter(|c| conn_filter.is_empty() || conn_filter.contains(c)).collect();
+    let servers: Vec<&str> = SERVERS
+        .iter()
+        .copied()
+        .filter(|s| {
+            *s == "tokio" || server_filter.is_empty() || server_filter.iter().any(|f| s.contains(f.as_str()))
+        })
+        .collect();
+    let runs = env_u64("EVLOOP_BENCH_RUNS").unwrap_or(3).max(1) as usize;
+    let measure = Duration::from_millis(env_u64("EVLOOP_ECHO_MEASURE_MS").unwrap_or(2000));
+    let warmup = Duration::from_millis(env_u64("EVLOOP_ECHO_WARMUP_MS").unwrap_or(500));
+    let tools = Tools { taskset: taskset_works(), perf: perf_works() };
+
+    let mut out = String::new();
+    let _ = writeln!(out, "== echo: 64-byte TCP ping-pong over loopback ==");
+    let _ = writeln!(
+        out,
+        "servers: evloop-protocol (Protocol writing back in data_received), evloop-streams (start_server, read(64) \
+         then write + drain), tokio (current_thread, TcpListener, a task per connection, read/write_all on 64 bytes).\n\
+         load: one single-threaded generator (std non-blocking sockets on evloop's Selector), C connections each \
+         sending 64 bytes and waiting for them back; {} ms warm-up, {} ms window.",
+        warmup.as_millis(),
+        measure.as_millis()
+    );
+    if tools.taskset {
+        let _ = writeln!(out, "pinning: server on CPU 0, generator on CPU 1 (taskset).");
+    } else {
+        let _ = writeln!(
+            out,
+            "pinning: NONE (no working taskset): figures are noisier and the cores are shared."
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{runs} runs per server and C, alternating servers, each in its own process; median [min-max].\n\
+         user/sys = server's utime/stime (/proc/<pid>/stat, 10 ms ticks) over the window per message; CPU = \
+         schedstat total per message;\n\
+         syscalls = perf stat raw_syscalls:sys_enter on the server for {} s right after the window (load still on), \
+         divided by the generator's sends counted in the same perf session (one write per message).",
+        PERF_WINDOW.as_secs_f64()
+    );
+    if let Err(why) = &tools.perf {
+        let _ = writeln!(out, "syscalls: n/a ({why})");
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:>5} {:<16} {:>24} {:>22} {:>22} {:>22} {:>22} {:>22} {:>16}",
+        "C",
+        "server",
+        "msgs/s",
+        "p99 us",
+        "user us/msg",
+        "sys us/msg",
+        "CPU us/msg",
+        "syscalls/msg",
+        "others %core"
+    );
+
+    let mut all: Vec<(usize, Vec<Vec<Sample>>)> = Vec::new();
+    for &c in &conns {
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); servers.len()];
+        for run in 0..runs {
+            for (s, server) in servers.iter().enumerate() {
+                let sample = run_once(server, c, warmup, measure, &tools);
+                eprintln!(
+                    "C={c} {server} run {}/{runs}: {:.0} msgs/s, p50 {:.1} us, p99 {:.1} us, user {:.3} sys {:.3} \
+                     CPU {:.3} us/msg, syscalls/msg {} [{}], others {:.0}% of a core",
+                    run + 1,
+                    sample.msgs_per_s,
+                    sample.p50_us,
+                    sample.p99_us,
+                    sample.user_us_per_msg,
+                    sample.sys_us_per_msg,
+                    sample.cpu_us_per_msg,
+                    sample.syscalls_per_msg.map_or("n/a".to_string(), |v| format!("{v:.3}")),
+                    sample.breakdown.iter().map(|(name, v)| format!("{name} {v:.3}")).collect::<Vec<_>>().join(", "),
+                    sample.others_pct
+                );
+                samples[s].push(sample);
+            }
+        }
+        for (s, server) in servers.iter().enumerate() {
+            let v = &samples[s];
+            let _ = writeln!(
+                out,
+                "{:>5} {:<16} {:>24} {:>22} {:>22} {:>22} {:>22} {:>22} {:>16}",
+                c,
+                server,
+                stat(v, |x| Some(x.msgs_per_s), 0),
+                stat(v, |x| Some(x.p99_us), 1),
+                stat(v, |x| Some(x.user_us_per_msg), 3),
+                stat(v, |x| Some(x.sys_us_per_msg), 3),
+                stat(v, |x| Some(x.cpu_us_per_msg), 3),
+                stat(v, |x| x.syscalls_per_msg, 2),
+                stat(v, |x| Some(x.others_pct), 0),
+            );
+        }
+        let tokio_at = servers.iter().position(|s| *s == "tokio").expect("tokio always runs");
+        for (s, server) in servers.iter().enumerate().filter(|(s, _)| *s != tokio_at) {
+            let ratio =
+                |f: fn(&Sample) -> Option<f64>| match (median(&samples[s], f), median(&samples[tokio_at], f))
+                {
+                    (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
+                    _ => "n/a".to_string(),
+                };
+            let _ = writeln!(
+                out,
+                "{:>5} {:<16} /tokio (medians): msgs/s {}, p99 {}, user {}, sys {}, CPU {}, syscalls {}",
+                "",
+                server,
+                ratio(|x| Some(x.msgs_per_s)),
+                ratio(|x| Some(x.p99_us)),
+                ratio(|x| Some(x.user_us_per_msg)),
+                ratio(|x| Some(x.sys_us_per_msg)),
+                ratio(|x| Some(x.cpu_us_per_msg)),
+                ratio(|x| x.syscalls_per_msg),
+            );
+        }
+        for (s, server) in servers.iter().enumerate() {
+            let breakdown = breakdown_medians(&samples[s]);
+            if !breakdown.is_empty() {
+                let _ = writeln!(out, "{:>5} {:<16} syscalls/msg by name (medians): {breakdown}", "", server);
+            }
+        }
+        all.push((c, samples));
+    }
+
+    let others = all.iter().flat_map(|(_, v)| v.iter().flatten()).map(|x| x.others_pct).fold(0.0, f64::max);
+    if others > 10.0 {
+        let _ = writeln!(
+            out,
+            "\nWARNING: other processes used up to {others:.0}% of a core during some windows (column \"others\"): \
+             the machine was not quiet, so msgs/s and latency are not comparable with the issue's figures, and \
+             rows with a high \"others\" are suspect. Rerun on an idle machine."
+        );
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "targets (issue 4), on medians:");
+    for (c, samples) in &all {
+        let tokio_at = servers.iter().position(|s| *s == "tokio").expect("tokio always runs");
+        let tokio_rate = median(&samples[tokio_at], |x| Some(x.msgs_per_s)).unwrap_or(0.0);
+        let tokio_user = median(&samples[tokio_at], |x| Some(x.user_us_per_msg)).unwrap_or(0.0);
+        for (s, server) in servers.iter().enumerate().filter(|(s, _)| *s != tokio_at) {
+            let rate = median(&samples[s], |x| Some(x.msgs_per_s)).unwrap_or(0.0);
+            let _ = writeln!(
+                out,
+                "  C={c:<5} {server:<16} msgs/s >= tokio's: {rate:.0} vs {tokio_rate:.0} -> {}",
+                verdict(rate >= tokio_rate)
+            );
+            if *c >= 100 {
+                let factor = if *server == "evloop-protocol" { 0.75 } else { 1.0 };
+                let user = median(&samples[s], |x| Some(x.user_us_per_msg)).unwrap_or(f64::INFINITY);
+                let _ = writeln!(
+                    out,
+                    "  C={c:<5} {server:<16} user CPU/msg <= {factor}x tokio's: {user:.3} vs {:.3} us -> {}",
+                    factor * tokio_user,
+                    verdict(user <= factor * tokio_user)
+                );
+            }
+            if *c == 100 {
+                let line = match median(&samples[s], |x| x.syscalls_per_msg) {
+                    Some(v) => format!("{v:.2} -> {}", verdict(v <= 2.02)),
+                    None => "n/a (perf could not count)".to_string(),
+                };
+                let _ = writeln!(out, "  C={c:<5} {server:<16} syscalls/msg <= 2.02: {line}");
+            }
+        }
+    }
+    print!("{out}");
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "MET"
+    } else {
+        "MISSED"
+    }
+}
+
+fn median(samples: &[Sample], f: fn(&Sample) -> Option<f64>) -> Option<f64> {
+    let mut values: Vec<f64> = samples.iter().filter_map(f).collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    Some(if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 })
+}
+
+/// "median [min-max]", or "n/a".
+fn stat(samples: &[Sample], f: fn(&Sample) -> Option<f64>, decimals: usize) -> String {
+    let values: Vec<f64> = samples.iter().filter_map(f).collect();
+    let Some(mid) = median(samples, f) else { return "n/a".to_string() };
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{mid:.decimals$} [{min:.decimals$}-{max:.decimals$}]")
+}
+
+fn breakdown_medians(samples: &[Sample]) -> String {
+    let mut parts = Vec::new();
+    for name in SYSCALLS {
+        let mut values: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| s.breakdown.iter().find(|(n, _)| n == name).map(|(_, v)| *v))
+            .collect();
+        if values.is_empty() {
+            continue;
+        }
+        values.sort_by(f64::total_cmp);
+        let mid = values[values.len() / 2];
+        if mid >= 0.005 {
+            parts.push(format!("{name} {mid:.2}"));
+        }
+    }
+    parts.join(", ")
+}
+
+/// A child of this bench binary, on `cpu` when taskset works.
+fn pinned(tools: &Tools, cpu: &str, args: &[String]) -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut command = if tools.taskset {
+        let mut c = Command::new("taskset");
+        c.arg("-c").arg(cpu).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    command.args(args);
+    command
+}
+
+/// A child that is killed (if still running) and reaped when dropped, so a failed run
+/// leaves no server or generator behind.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
+/// Lines of a child's stdout, read on a thread so the parent can time out.
+fn lines_of(stdout: ChildStdout) -> mpsc::Receiver<String> {
+    let (send, receive) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    receive
+}
+
+fn expect_line(lines: &mpsc::Receiver<String>, prefix: &str, deadline: Instant, who: &str) -> String {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) if line.starts_with(prefix) => return line,
+            Ok(_) => {}
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                panic!("{who}: no {prefix:?} line before the deadline (EVLOOP_BENCH_TIMEOUT)")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => panic!("{who}: exited before printing {prefix:?}"),
+        }
+    }
+}
+
+fn field(line: &str, name: &str) -> f64 {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+}
+
+fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, tools: &Tools) -> Sample {
+    let deadline = Instant::now() + Duration::from_secs(env_u64("EVLOOP_BENCH_TIMEOUT").unwrap_or(120));
+    let who = format!("C={conns} {server}");
+    let mut server_child = Reaped(
+        pinned(tools, "0", &["--server".to_string(), server.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn server"),
+    );
+    let pid = server_child.0.id();
+    let server_lines = lines_of(server_child.0.stdout.take().expect("server stdout"));
+    let port_line = expect_line(&server_lines, "EVLOOP_ECHO_PORT", deadline, &who);
+    let port: u16 = port_line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("a port number");
+
+    let load_args: Vec<String> = [
+        "--load",
+        "--port",
+        &port.to_string(),
+        "--conns",
+        &conns.to_string(),
+        "--warmup-ms",
+        &warmup.as_millis().to_string(),
+        "--measure-ms",
+        &measure.as_millis().to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut load_child = Reaped(
+        pinned(tools, "1", &load_args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn load generator"),
+    );
+    let mut load_stdin: ChildStdin = load_child.0.stdin.take().expect("load stdin");
+    let load_lines = lines_of(load_child.0.stdout.take().expect("load stdout"));
+
+    let load_pid = load_child.0.id();
+    expect_line(&load_lines, "measure-start", deadline, &who);
+    let (ticks0, cpu0, t0) = (proc_ticks(pid), schedstat_ns(pid), Instant::now());
+    let (busy0, load0) = (machine_busy_ticks(), proc_ticks(load_pid));
+    let result = expect_line(&load_lines, "EVLOOP_ECHO_RESULT", deadline, &who);
+    let (ticks1, cpu1, t1) = (proc_ticks(pid), schedstat_ns(pid), Instant::now());
+    let (busy1, load1) = (machine_busy_ticks(), proc_ticks(load_pid));
+    let ours =
+        (ticks1.0 + ticks1.1 + load1.0 + load1.1).saturating_sub(ticks0.0 + ticks0.1 + load0.0 + load0.1);
+    let others_pct = (busy1.saturating_sub(busy0).saturating_sub(ours)) as f64
+        / CLOCK_TICKS_PER_S
+        / (t1 - t0).as_secs_f64()
+        * 100.0;
+
+    let msgs_per_s = field(&result, "msgs") / (field(&result, "ns") / 1e9);
+    // Messages the server echoed while the parent watched its CPU: the generator's rate
+    // over the parent's own (nearly identical) window.
+    let window_msgs = msgs_per_s * (t1 - t0).as_secs_f64();
+    let per_msg_us = |seconds: f64| seconds * 1e6 / window_msgs;
+
+    let perf = tools.perf.as_ref().ok().map(|_| perf_syscalls(pid, load_pid));
+    let _ = writeln!(load_stdin, "stop");
+    drop(load_stdin);
+    let _ = load_child.0.wait();
+    drop(load_child);
+    drop(server_child);
+
+    let mut sample = Sample {
+        msgs_per_s,
+        p50_us: field(&result, "p50_ns") / 1e3,
+        p99_us: field(&result, "p99_ns") / 1e3,
+        user_us_per_msg: per_msg_us((ticks1.0 - ticks0.0) as f64 / CLOCK_TICKS_PER_S),
+        sys_us_per_msg: per_msg_us((ticks1.1 - ticks0.1) as f64 / CLOCK_TICKS_PER_S),
+        cpu_us_per_msg: per_msg_us((cpu1 - cpu0) as f64 / 1e9),
+        others_pct,
+        ..Sample::default()
+    };
+    if let Some(Ok((counts, messages))) = perf {
+        let msgs = messages as f64;
+        sample.syscalls_per_msg = counts.iter().find(|(n, _)| n == "total").map(|(_, v)| *v as f64 / msgs);
+        sample.breakdown =
+            counts.iter().filter(|(n, _)| n != "total").map(|(n, v)| (n.clone(), *v as f64 / msgs)).collect();
+    } else if let Some(Err(why)) = perf {
+        eprintln!("{who}: perf failed: {why}");
+    }
+    sample
+}
+
+/// Busy clock ticks of all CPUs together (the `cpu` line of /proc/stat: all but idle and
+/// iowait; guest time is already inside user).
+fn machine_busy_ticks() -> u64 {
+    let text = std::fs::read_to_string("/proc/stat").expect("read /proc/stat");
+    let line = text.lines().find(|l| l.starts_with("cpu ")).expect("cpu line in /proc/stat");
+    let fields: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal [guest guest_nice]
+    fields.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, v)| v).sum()
+}
+
+/// (utime, stime) of a process, in clock ticks.
+fn proc_ticks(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/<pid>/stat");
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let rest = &text[text.rfind(')').expect("stat has a command name") + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    (fields[11].parse().expect("utime"), fields[12].parse().expect("stime"))
+}
+
+/// Nanoseconds on a CPU of every thread of a process (schedstat's first field).
+fn schedstat_ns(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("read /proc/<pid>/task");
+    tasks
+        .filter_map(|task| {
+            let text = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            text.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+fn perf_events() -> String {
+    let mut events = vec!["raw_syscalls:sys_enter".to_string()];
+    events.extend(SYSCALLS.iter().map(|name| format!("syscalls:sys_enter_{name}")));
+    events.join(",")
+}
+
+/// Counts the syscalls of the server and of the generator for `PERF_WINDOW` in one perf
+/// session (`--per-thread`), so both cover the same window. Returns the server's counts,
+/// ("total", n) then (name, n) per call, and the messages of that window: the
+/// generator's sends, since it sends each message with exactly one `write`/`sendto`.
+fn perf_syscalls(server: u32, generator: u32) -> Result<(Vec<(String, u64)>, u64), String> {
+    let output = Command::new("perf")
+        .args([
+            "stat",
+            "--per-thread",
+            "-x",
+            ",",
+            "-e",
+            &perf_events(),
+            "-p",
+            &format!("{server},{generator}"),
+        ])
+        .args(["--", "sleep", &format!("{}", PERF_WINDOW.as_secs_f64())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run perf: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("perf exited with {}: {}", output.status, text.trim()));
+    }
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    let mut messages = 0;
+    let mut seen_total = false;
+    for line in text.lines() {
+        // "comm-tid,count,,event,..."
+        let cols: Vec<&str> = line.split(',').collect();
+        if cols.len() < 4 {
+            continue;
+        }
+        let Some(tid) = cols[0].rsplit('-').next().and_then(|t| t.parse::<u32>().ok()) else { continue };
+        let count = if cols[1].contains("not counted") { Some(0) } else { cols[1].parse::<u64>().ok() };
+        let Some(count) = count else { continue };
+        let name = if cols[3] == "raw_syscalls:sys_enter" {
+            "total"
+        } else if let Some(name) = cols[3].strip_prefix("syscalls:sys_enter_") {
+            name
+        } else {
+            continue;
+        };
+        if tid == generator {
+            if name == "write" || name == "sendto" {
+                messages += count;
+            }
+            continue;
+        }
+        seen_total |= name == "total";
+        match counts.iter_mut().find(|(n, _)| n == name) {
+            Some((_, total)) => *total += count,
+            None => counts.push((name.to_string(), count)),
+        }
+    }
+    if !seen_total || messages == 0 {
+        return Err(format!("perf printed no usable counts: {}", text.trim()));
+    }
+    Ok((counts, messages))
+}
+
+fn taskset_works() -> bool {
+    Command::new("taskset")
+        .args(["-c", "0", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// perf can count syscall tracepoints here (`perf stat -e raw_syscalls:sys_enter true`).
+fn perf_works() -> Result<(), String> {
+    let output = Command::new("perf")
+        .args(["stat", "-x", ",", "-e", &perf_events(), "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("perf not runnable: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    if output.status.success()
+        && text.lines().any(|l| {
+            l.contains("raw_syscalls:sys_enter")
+                && l.split(',').next().is_some_and(|c| c.parse::<u64>().is_ok())
+        })
+    {
+        Ok(())
+    } else {
+        Err(format!("perf stat cannot count syscall tracepoints: {}", text.trim()))
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(value.parse().unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")))
+}
