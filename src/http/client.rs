@@ -11,7 +11,7 @@ use url::Url;
 
 use super::error::{HttpError, HttpErrorKind};
 use super::parse::{self, BodyDecoder, Framing, ResponseHead};
-use super::pool::{Connection, Pool, PoolKey};
+use super::pool::{ConnectOptions, Connection, Pool, PoolKey};
 use super::request;
 use crate::sync::Semaphore;
 use crate::tasks::wait_for;
@@ -38,6 +38,8 @@ pub struct ClientOptions {
     pub idle_timeout: Duration,
     /// The `User-Agent` header.
     pub user_agent: String,
+    /// Certificates (DER) trusted for https besides the webpki roots, e.g. a local test CA.
+    pub extra_root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for ClientOptions {
@@ -51,11 +53,13 @@ impl Default for ClientOptions {
             total_limit: 100,
             idle_timeout: Duration::from_secs(30),
             user_agent: concat!("evloop/", env!("CARGO_PKG_VERSION")).to_string(),
+            extra_root_certificates: Vec::new(),
         }
     }
 }
 
 struct ClientInner {
+    connect: ConnectOptions,
     options: ClientOptions,
     pool: Pool,
     total: Rc<Semaphore>,
@@ -109,8 +113,14 @@ impl Client {
 
     /// A client with these options.
     pub fn with_options(options: ClientOptions) -> Client {
+        let connect = ConnectOptions {
+            limit: options.connect_timeout,
+            #[cfg(feature = "tls")]
+            tls: super::tls::client_config(&options.extra_root_certificates).ok(),
+        };
         Client {
             inner: Rc::new(ClientInner {
+                connect,
                 pool: Pool::new(options.idle_timeout, options.per_host_limit),
                 total: Rc::new(Semaphore::new(options.total_limit.max(1))),
                 per_host: RefCell::new(HashMap::new()),
@@ -194,7 +204,7 @@ impl Client {
                 Err(Exchange::StaleConnection) => {}
             }
         }
-        let connection = Connection::open(&key, self.inner.options.connect_timeout)
+        let connection = Connection::open(&key, &self.inner.connect)
             .await
             .map_err(|kind| HttpError::new(url.as_str(), kind))?;
         match exchange(connection, method, &request).await {
@@ -243,11 +253,17 @@ impl Client {
     }
 }
 
+/// The URL schemes this build can fetch.
+#[cfg(feature = "tls")]
+const SCHEMES: &[&str] = &["http", "https"];
+#[cfg(not(feature = "tls"))]
+const SCHEMES: &[&str] = &["http"];
+
 /// Parses an absolute URL, refusing what this client cannot fetch.
 pub(crate) fn parse_url(url: &str) -> Result<Url, HttpError> {
     let parsed =
         Url::parse(url).map_err(|e| HttpError::new(url, HttpErrorKind::InvalidUrl(e.to_string())))?;
-    if parsed.scheme() != "http" {
+    if !SCHEMES.contains(&parsed.scheme()) {
         return Err(HttpError::new(url, HttpErrorKind::UnsupportedScheme(parsed.scheme().to_string())));
     }
     if parsed.host().is_none() {

@@ -8,8 +8,10 @@ use std::io;
 pub enum HttpErrorKind {
     /// The URL could not be parsed, or has no host.
     InvalidUrl(String),
-    /// Not `http` (this build speaks plain HTTP only).
+    /// Not `http` (or `https` with the `tls` feature).
     UnsupportedScheme(String),
+    /// The TLS handshake failed (bad certificate, wrong host name ...).
+    Tls(String),
     /// The host name did not resolve.
     Resolve(io::Error),
     /// No address of the host accepted a connection.
@@ -44,6 +46,7 @@ impl fmt::Display for HttpErrorKind {
         match self {
             HttpErrorKind::InvalidUrl(why) => write!(f, "invalid URL: {why}"),
             HttpErrorKind::UnsupportedScheme(scheme) => write!(f, "unsupported scheme {scheme:?}"),
+            HttpErrorKind::Tls(why) => write!(f, "TLS failed: {why}"),
             HttpErrorKind::Resolve(e) => write!(f, "cannot resolve host: {e}"),
             HttpErrorKind::Connect(e) => write!(f, "cannot connect: {e}"),
             HttpErrorKind::Io(e) => write!(f, "connection error: {e}"),

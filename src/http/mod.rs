@@ -6,6 +6,8 @@ mod error;
 pub mod parse;
 mod pool;
 pub mod request;
+#[cfg(feature = "tls")]
+mod tls;
 
 pub use client::{Client, ClientOptions, Response};
 pub use error::{HttpError, HttpErrorKind};

@@ -9,6 +9,8 @@ use bytes::{Buf, BytesMut};
 use url::Url;
 
 use super::error::HttpErrorKind;
+#[cfg(feature = "tls")]
+use super::tls::TlsSession;
 use crate::event_loop::get_running_loop;
 use crate::streams::{open_connection, StreamReader, StreamWriter};
 use crate::tasks::wait_for;
@@ -37,33 +39,75 @@ impl PoolKey {
     }
 }
 
-/// One connection to a server, with the bytes read from it and not yet used.
+/// One connection to a server, with the (decrypted) bytes read from it and not yet used.
 pub(crate) struct Connection {
     reader: StreamReader,
     writer: StreamWriter,
     buffer: BytesMut,
     idle_since: Instant,
+    #[cfg(feature = "tls")]
+    tls: Option<Box<TlsSession>>,
+}
+
+/// What opening a connection needs besides its key: the time limit and, for https, the
+/// TLS settings.
+pub(crate) struct ConnectOptions {
+    pub(crate) limit: Duration,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 impl Connection {
-    /// Connects to the key's host within `limit`.
-    pub(crate) async fn open(key: &PoolKey, limit: Duration) -> Result<Connection, HttpErrorKind> {
-        let (reader, writer) = match wait_for(open_connection(&key.host, key.port), limit).await {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => return Err(HttpErrorKind::Resolve(e)),
-            Ok(Err(e)) => return Err(HttpErrorKind::Connect(e)),
-            Err(_) => return Err(HttpErrorKind::Timeout("connecting")),
+    /// Connects to the key's host within the limit, with a TLS handshake for https.
+    pub(crate) async fn open(key: &PoolKey, options: &ConnectOptions) -> Result<Connection, HttpErrorKind> {
+        match wait_for(Connection::connect(key, options), options.limit).await {
+            Ok(result) => result,
+            Err(_) => Err(HttpErrorKind::Timeout("connecting")),
+        }
+    }
+
+    async fn connect(key: &PoolKey, options: &ConnectOptions) -> Result<Connection, HttpErrorKind> {
+        let (reader, writer) = match open_connection(&key.host, key.port).await {
+            Ok(pair) => pair,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(HttpErrorKind::Resolve(e)),
+            Err(e) => return Err(HttpErrorKind::Connect(e)),
         };
-        Ok(Connection { reader, writer, buffer: BytesMut::new(), idle_since: Instant::now() })
+        #[cfg(feature = "tls")]
+        let tls = match (key.scheme.as_str(), &options.tls) {
+            ("https", Some(config)) => Some(Box::new(
+                TlsSession::connect(config.clone(), &key.host, &reader, &writer)
+                    .await
+                    .map_err(|e| HttpErrorKind::Tls(e.to_string()))?,
+            )),
+            _ => None,
+        };
+        #[cfg(not(feature = "tls"))]
+        let _ = options;
+        Ok(Connection {
+            reader,
+            writer,
+            buffer: BytesMut::new(),
+            idle_since: Instant::now(),
+            #[cfg(feature = "tls")]
+            tls,
+        })
     }
 
     pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            return tls.write_all(data, &self.writer).await;
+        }
         self.writer.write(data);
         self.writer.drain().await
     }
 
     /// Reads more into the buffer; false at the end of the stream.
     pub(crate) async fn fill(&mut self) -> io::Result<bool> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = self.tls.as_mut() {
+            return tls.fill(&mut self.buffer, &self.reader, &self.writer).await;
+        }
         let data = self.reader.read(READ_SIZE).await.map_err(io::Error::from)?;
         self.buffer.extend_from_slice(&data);
         Ok(!data.is_empty())

@@ -1,0 +1,148 @@
+//! https: rustls, a sans-I/O TLS library, over our own streams. rustls never touches a
+//! socket: we hand it the ciphertext we read and send the ciphertext it produces, so TLS
+//! adds no I/O path of its own to the loop.
+
+use std::io::{self, Read, Write};
+
+use bytes::{Buf, BytesMut};
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore};
+
+use crate::streams::{StreamReader, StreamWriter};
+
+/// How much ciphertext one read asks for.
+const READ_SIZE: usize = 64 * 1024;
+
+/// The client's TLS settings: the webpki root store, plus `extra_roots` (DER), e.g. a
+/// test's own certificate authority.
+pub(crate) fn client_config(extra_roots: &[Vec<u8>]) -> io::Result<Arc<ClientConfig>> {
+    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    for der in extra_roots {
+        roots
+            .add(CertificateDer::from(der.clone()))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+/// One TLS session over a stream pair, with ciphertext read but not yet taken by rustls
+/// (it takes no more while its decrypted buffer is full).
+pub(crate) struct TlsSession {
+    session: ClientConnection,
+    incoming: BytesMut,
+    peer_closed: bool,
+}
+
+impl TlsSession {
+    /// Runs the handshake with `host` over the stream pair.
+    pub(crate) async fn connect(
+        config: Arc<ClientConfig>,
+        host: &str,
+        reader: &StreamReader,
+        writer: &StreamWriter,
+    ) -> io::Result<TlsSession> {
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let session = ClientConnection::new(config, name).map_err(io::Error::other)?;
+        let mut tls = TlsSession { session, incoming: BytesMut::new(), peer_closed: false };
+        while tls.session.is_handshaking() {
+            tls.flush(writer).await?;
+            if tls.session.wants_read() {
+                if tls.incoming.is_empty() && !tls.receive(reader).await? {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "connection closed during the TLS handshake",
+                    ));
+                }
+                tls.feed()?;
+            }
+        }
+        tls.flush(writer).await?;
+        Ok(tls)
+    }
+
+    /// Encrypts `data` and sends it.
+    pub(crate) async fn write_all(&mut self, data: &[u8], writer: &StreamWriter) -> io::Result<()> {
+        self.session.writer().write_all(data)?;
+        self.flush(writer).await
+    }
+
+    /// Sends whatever ciphertext rustls has ready.
+    async fn flush(&mut self, writer: &StreamWriter) -> io::Result<()> {
+        let mut out = Vec::new();
+        while self.session.wants_write() {
+            self.session.write_tls(&mut out)?;
+        }
+        if !out.is_empty() {
+            writer.write(&out);
+            writer.drain().await?;
+        }
+        Ok(())
+    }
+
+    /// Reads more ciphertext from the socket; false at the end of the stream.
+    async fn receive(&mut self, reader: &StreamReader) -> io::Result<bool> {
+        let data = reader.read(READ_SIZE).await.map_err(io::Error::from)?;
+        self.incoming.extend_from_slice(&data);
+        self.peer_closed |= data.is_empty();
+        Ok(!data.is_empty())
+    }
+
+    /// Gives rustls as much of the pending ciphertext as it takes, and decrypts it.
+    fn feed(&mut self) -> io::Result<()> {
+        while !self.incoming.is_empty() && self.session.wants_read() {
+            let mut input = &self.incoming[..];
+            let taken = self.session.read_tls(&mut input)?;
+            self.incoming.advance(taken);
+            self.session.process_new_packets().map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if taken == 0 {
+                break;
+            }
+        }
+        if self.incoming.is_empty() && self.peer_closed {
+            // Tell rustls the stream ended (a read of nothing).
+            let _ = self.session.read_tls(&mut &[][..]);
+        }
+        Ok(())
+    }
+
+    /// Appends decrypted bytes to `buffer`; false at the end of the stream. A peer that
+    /// closes without TLS's close_notify counts as the end too: the HTTP framing above
+    /// still notices a body cut short.
+    pub(crate) async fn fill(
+        &mut self,
+        buffer: &mut BytesMut,
+        reader: &StreamReader,
+        writer: &StreamWriter,
+    ) -> io::Result<bool> {
+        let mut plain = [0u8; 16 * 1024];
+        loop {
+            match self.session.reader().read(&mut plain) {
+                Ok(0) => return Ok(false),
+                Ok(n) => {
+                    buffer.extend_from_slice(&plain[..n]);
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            if self.incoming.is_empty() {
+                if self.peer_closed {
+                    return Ok(false);
+                }
+                self.receive(reader).await?;
+            }
+            self.feed()?;
+            self.flush(writer).await?;
+        }
+    }
+}

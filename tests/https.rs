@@ -1,0 +1,86 @@
+//! https through the client: a TLS server on 127.0.0.1 with a certificate generated here
+//! (rcgen), trusted by the client through `extra_root_certificates`.
+#![cfg(feature = "tls")]
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use evloop::http::{Client, ClientOptions, HttpErrorKind};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// A TLS server answering `connections` connections, one request each, with `body`.
+fn serve_tls(connections: usize, body: &'static [u8]) -> (u16, Vec<u8>, std::thread::JoinHandle<()>) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_der = certified.cert.der().to_vec();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![CertificateDer::from(cert_der.clone())], key)
+        .unwrap();
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let thread = std::thread::spawn(move || {
+        for _ in 0..connections {
+            let Ok((tcp, _)) = listener.accept() else { return };
+            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let session = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut stream = rustls::StreamOwned::new(session, tcp);
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => request.extend_from_slice(&buf[..n]),
+                }
+            }
+            if request.is_empty() {
+                continue;
+            }
+            let head =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+            stream.conn.send_close_notify();
+            let _ = stream.flush();
+        }
+    });
+    (port, cert_der, thread)
+}
+
+#[test]
+fn https_get_with_a_trusted_local_certificate() {
+    let body: &'static [u8] = &[b'x'; 100_000];
+    let (port, cert, server) = serve_tls(1, body);
+    let fetched = evloop::run(async move {
+        let client =
+            Client::with_options(ClientOptions { extra_root_certificates: vec![cert], ..Default::default() });
+        let response = client.get(&format!("https://localhost:{port}/")).await?;
+        let status = response.status();
+        Ok::<_, evloop::http::HttpError>((status, response.bytes().await?))
+    })
+    .unwrap()
+    .unwrap();
+    assert_eq!(fetched.0, 200);
+    assert_eq!(&fetched.1[..], body);
+    server.join().unwrap();
+}
+
+#[test]
+fn an_untrusted_certificate_is_a_tls_error() {
+    let (port, _cert, server) = serve_tls(1, b"secret");
+    let outcome =
+        evloop::run(
+            async move { Client::new().get(&format!("https://localhost:{port}/")).await.map(|_| ()) },
+        )
+        .unwrap();
+    let error = outcome.expect_err("a self-signed certificate must not be trusted by default");
+    assert!(matches!(error.kind, HttpErrorKind::Tls(_)), "{error}");
+    assert!(error.to_string().contains("localhost"), "{error}");
+    drop(server);
+}
