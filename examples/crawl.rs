@@ -98,31 +98,75 @@ impl Crawler {
     }
 }
 
-/// The `href` values of the `<a>` tags of an HTML page: quoted with " or ', or bare.
-/// Entities `&amp;` are decoded, the one that matters in URLs.
+/// The `href` values of the `<a>` tags of an HTML page. Attributes are read one by one
+/// (name, then an optional value, quoted with " or ' or bare), so `data-href` or an
+/// "href=" inside another attribute's value is not taken for the link. `&amp;` is decoded,
+/// the one entity that matters in URLs.
 fn links(html: &str) -> Vec<String> {
-    let lower = html.to_ascii_lowercase();
     let mut found = Vec::new();
+    let lower = html.to_ascii_lowercase();
     let mut at = 0;
     while let Some(start) = lower[at..].find("<a").map(|i| at + i) {
-        let after_name = lower.as_bytes().get(start + 2).copied();
-        let end = lower[start..].find('>').map_or(lower.len(), |i| start + i);
-        at = end.max(start + 2);
-        if !matches!(after_name, Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        at = start + 2;
+        if !lower[at..].starts_with(|c: char| c.is_ascii_whitespace()) {
             continue;
         }
-        let tag = &lower[start..end];
-        let Some(href) = tag.find("href").map(|i| start + i + 4) else { continue };
-        let rest = html[href..end].trim_start();
-        let Some(rest) = rest.strip_prefix('=') else { continue };
-        let rest = rest.trim_start();
-        let value = match rest.chars().next() {
-            Some(quote @ ('"' | '\'')) => rest[1..].split(quote).next().unwrap_or_default(),
-            _ => rest.split(|c: char| c.is_whitespace()).next().unwrap_or_default(),
-        };
-        found.push(value.trim().replace("&amp;", "&"));
+        let (href, end) = href_attribute(&html[at..]);
+        at += end;
+        if let Some(href) = href {
+            found.push(href.trim().replace("&amp;", "&"));
+        }
     }
     found
+}
+
+/// Reads the attributes of a tag from just after its name; returns the value of `href`
+/// and how many bytes the tag's attributes took (up to its `>`).
+fn href_attribute(tag: &str) -> (Option<String>, usize) {
+    let bytes = tag.as_bytes();
+    let mut i = 0;
+    let mut href = None;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= bytes.len() || bytes[i] == b'>' {
+            return (href, i);
+        }
+        let name_start = i;
+        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !matches!(bytes[i], b'=' | b'>') {
+            i += 1;
+        }
+        let name = tag[name_start..i].to_ascii_lowercase();
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= bytes.len() || bytes[i] != b'=' {
+            continue;
+        }
+        i += 1;
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let value = match bytes.get(i) {
+            Some(&quote @ (b'"' | b'\'')) => {
+                let close = tag[i + 1..].find(quote as char).map_or(bytes.len(), |j| i + 1 + j);
+                let value = &tag[i + 1..close];
+                i = (close + 1).min(bytes.len());
+                value
+            }
+            _ => {
+                let value_start = i;
+                while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' {
+                    i += 1;
+                }
+                &tag[value_start..i]
+            }
+        };
+        if name == "href" && href.is_none() {
+            href = Some(value.to_string());
+        }
+    }
 }
 
 /// The demo site: a few pages linking to each other, with the things a crawler must get

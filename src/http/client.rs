@@ -116,7 +116,7 @@ impl Client {
         let connect = ConnectOptions {
             limit: options.connect_timeout,
             #[cfg(feature = "tls")]
-            tls: super::tls::client_config(&options.extra_root_certificates).ok(),
+            tls: super::tls::client_config(&options.extra_root_certificates).map_err(|e| e.to_string()),
         };
         Client {
             inner: Rc::new(ClientInner {
@@ -176,6 +176,7 @@ impl Client {
             }
             let Some((next, status)) = response.redirect_target() else { return Ok(response) };
             drop(response);
+            check_url(&next)?;
             // 303 (but for HEAD), and 301/302 after a POST, continue as GET, as browsers
             // and aiohttp do; 307 and 308 repeat the request as it was.
             if (status == 303 && method != "HEAD") || (matches!(status, 301 | 302) && method == "POST") {
@@ -204,7 +205,7 @@ impl Client {
                 Err(Exchange::StaleConnection) => {}
             }
         }
-        let connection = Connection::open(&key, &self.inner.connect)
+        let connection = Box::pin(Connection::open(&key, &self.inner.connect))
             .await
             .map_err(|kind| HttpError::new(url.as_str(), kind))?;
         match exchange(connection, method, &request).await {
@@ -263,13 +264,20 @@ const SCHEMES: &[&str] = &["http"];
 pub(crate) fn parse_url(url: &str) -> Result<Url, HttpError> {
     let parsed =
         Url::parse(url).map_err(|e| HttpError::new(url, HttpErrorKind::InvalidUrl(e.to_string())))?;
-    if !SCHEMES.contains(&parsed.scheme()) {
-        return Err(HttpError::new(url, HttpErrorKind::UnsupportedScheme(parsed.scheme().to_string())));
-    }
-    if parsed.host().is_none() {
-        return Err(HttpError::new(url, HttpErrorKind::InvalidUrl("no host".to_string())));
-    }
+    check_url(&parsed)?;
     Ok(parsed)
+}
+
+/// Refuses a URL this client cannot fetch: another scheme, or no host. Applied to every
+/// redirect target too, so a `Location: ftp://...` is an error, not a GET sent there.
+fn check_url(url: &Url) -> Result<(), HttpError> {
+    if !SCHEMES.contains(&url.scheme()) {
+        return Err(HttpError::new(url.as_str(), HttpErrorKind::UnsupportedScheme(url.scheme().to_string())));
+    }
+    if url.host().is_none() {
+        return Err(HttpError::new(url.as_str(), HttpErrorKind::InvalidUrl("no host".to_string())));
+    }
+    Ok(())
 }
 
 enum Exchange {

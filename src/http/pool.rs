@@ -53,8 +53,9 @@ pub(crate) struct Connection {
 /// TLS settings.
 pub(crate) struct ConnectOptions {
     pub(crate) limit: Duration,
+    /// The TLS settings, or why they could not be made (bad extra root certificates).
     #[cfg(feature = "tls")]
-    pub(crate) tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Result<std::sync::Arc<rustls::ClientConfig>, String>,
 }
 
 impl Connection {
@@ -74,11 +75,12 @@ impl Connection {
         };
         #[cfg(feature = "tls")]
         let tls = match (key.scheme.as_str(), &options.tls) {
-            ("https", Some(config)) => Some(Box::new(
+            ("https", Ok(config)) => Some(Box::new(
                 TlsSession::connect(config.clone(), &key.host, &reader, &writer)
                     .await
                     .map_err(|e| HttpErrorKind::Tls(e.to_string()))?,
             )),
+            ("https", Err(why)) => return Err(HttpErrorKind::Tls(why.clone())),
             _ => None,
         };
         #[cfg(not(feature = "tls"))]

@@ -123,17 +123,9 @@ impl TlsSession {
         reader: &StreamReader,
         writer: &StreamWriter,
     ) -> io::Result<bool> {
-        let mut plain = [0u8; 16 * 1024];
         loop {
-            match self.session.reader().read(&mut plain) {
-                Ok(0) => return Ok(false),
-                Ok(n) => {
-                    buffer.extend_from_slice(&plain[..n]);
-                    return Ok(true);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
-                Err(e) => return Err(e),
+            if let Some(more) = self.read_plain(buffer)? {
+                return Ok(more);
             }
             if self.incoming.is_empty() {
                 if self.peer_closed {
@@ -143,6 +135,24 @@ impl TlsSession {
             }
             self.feed()?;
             self.flush(writer).await?;
+        }
+    }
+
+    /// Moves decrypted bytes into `buffer`: `Some(true)` if any came, `Some(false)` at the
+    /// end of the stream, `None` if rustls needs more ciphertext first. Not async on
+    /// purpose: its 16 KiB scratch buffer then lives on the stack for this call only, not
+    /// in every request's future.
+    fn read_plain(&mut self, buffer: &mut BytesMut) -> io::Result<Option<bool>> {
+        let mut plain = [0u8; 16 * 1024];
+        match self.session.reader().read(&mut plain) {
+            Ok(0) => Ok(Some(false)),
+            Ok(n) => {
+                buffer.extend_from_slice(&plain[..n]);
+                Ok(Some(true))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(Some(false)),
+            Err(e) => Err(e),
         }
     }
 }

@@ -30,6 +30,9 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    // Boxed at once: a big main future moved through the wrappers below by value would be
+    // copied on the stack at each step (a few HTTP requests in debug builds overflowed it).
+    let main = Box::pin(main);
     let event_loop = EventLoop::new().map_err(|e| RunError::Loop(LoopError::Io(e)))?;
     let ctrl_c = disposition(libc::SIGINT).is_ok_and(|d| d == Disposition::Default);
     let output = event_loop.run_until_complete(async move {

@@ -379,6 +379,8 @@ impl EventLoop {
         }
         let armed = Rc::new(Cell::new(true));
         let stop_when_done = StopOnDrop(self.clone(), armed.clone());
+        // Boxed so a large future is not copied from stack frame to stack frame.
+        let future = Box::pin(future);
         let task = self.create_task(async move {
             let _stop = stop_when_done;
             future.await

@@ -1,0 +1,627 @@
+//! The fetch example (`examples/fetch.rs`) run as a process against scripted local
+//! servers: its output lines, exit status, `-o`, `-c`, `-t`, `--max-redirects`, bad
+//! command lines, and the no-URL demo.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use server::{Reply, Server};
+
+/// No run of the example may take longer.
+const LIMIT: Duration = Duration::from_secs(15);
+
+fn fetch(args: &[&str]) -> process::Output {
+    process::run("fetch", args, LIMIT)
+}
+
+fn ok(body: &[u8]) -> Reply {
+    Reply::status("200 OK", "", body)
+}
+
+/// A line `<status> <bytes> <seconds>s <url>`, parsed.
+fn parse_line(line: &str) -> Option<(u16, u64, f64, &str)> {
+    let mut parts = line.splitn(4, ' ');
+    let status = parts.next()?.parse().ok()?;
+    let bytes = parts.next()?.parse().ok()?;
+    let seconds = parts.next()?.strip_suffix('s')?;
+    if seconds.split_once('.').is_none_or(|(_, decimals)| decimals.len() != 3) {
+        return None;
+    }
+    Some((status, bytes, seconds.parse().ok()?, parts.next()?))
+}
+
+/// The line printed for `url` (exactly one).
+fn line_for<'a>(output: &'a process::Output, url: &str) -> &'a str {
+    let lines: Vec<&str> = output.lines().into_iter().filter(|l| l.ends_with(&format!(" {url}"))).collect();
+    assert_eq!(lines.len(), 1, "one line for {url} in {:?}", output.stdout);
+    lines[0]
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("evloop-fetch-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_line_per_url_and_exit_0_when_all_complete() {
+    let server = Server::start(|request| match request.target.as_str() {
+        "/page" => ok(&[b'p'; 1234]),
+        "/missing" => Reply::status("404 Not Found", "", b"not found"),
+        "/moved" => Reply::status("301 Moved Permanently", "Location: /page\r\n", b"elsewhere"),
+        "/empty" => Reply::raw(&b"HTTP/1.1 204 No Content\r\n\r\n"[..]),
+        _ => Reply::raw(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"[..]),
+    });
+    let urls = ["/page", "/missing", "/moved", "/empty", "/chunked"].map(|p| server.url(p));
+    let output = fetch(&urls.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(output.code, Some(0), "{output:?}");
+    assert_eq!(output.lines().len(), 5, "{output:?}");
+    let expected = [(200, 1234), (404, 9), (200, 1234), (204, 0), (200, 3)];
+    for (url, (status, bytes)) in urls.iter().zip(expected) {
+        let line = line_for(&output, url);
+        let (got_status, got_bytes, seconds, got_url) =
+            parse_line(line).unwrap_or_else(|| panic!("{line:?}"));
+        assert_eq!((got_status, got_bytes, got_url), (status, bytes, url.as_str()), "{line}");
+        assert!((0.0..5.0).contains(&seconds), "{line}");
+    }
+    assert!(output.stderr.contains("5 URLs: 5 complete, 0 failed"), "{}", output.stderr);
+}
+
+#[test]
+fn failures_print_err_lines_and_exit_1() {
+    let server = Server::start(|request| match request.target.as_str() {
+        "/good" => ok(b"fine"),
+        "/garbage" => Reply::raw(&b"220 smtp.example.com ESMTP\r\n\r\n"[..]).hang(),
+        "/cut" => Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten.."[..]).close(),
+        _ => Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxx"[..]),
+    });
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/", listener.local_addr().unwrap().port())
+    };
+    let urls = [
+        server.url("/good"),
+        server.url("/garbage"),
+        server.url("/cut"),
+        server.url("/conflict"),
+        refused,
+        "ftp://127.0.0.1/".to_string(),
+        "no-scheme".to_string(),
+    ];
+    let output = fetch(&urls.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert_eq!(output.lines().len(), urls.len(), "{output:?}");
+    assert_eq!(parse_line(line_for(&output, &urls[0])).map(|l| (l.0, l.1)), Some((200, 4)));
+    let reasons = [
+        "not HTTP",
+        "connection closed before the body was complete",
+        "conflicting Content-Length",
+        "cannot connect",
+        "unsupported scheme",
+        "invalid URL",
+    ];
+    for (url, reason) in urls[1..].iter().zip(reasons) {
+        let line = line_for(&output, url);
+        assert!(line.starts_with("ERR ") && line.contains(reason), "{url}: {line:?} should say {reason:?}");
+    }
+    assert!(output.stderr.contains("7 URLs: 1 complete, 6 failed"), "{}", output.stderr);
+}
+
+#[test]
+fn bad_command_lines_exit_2() {
+    for args in [
+        &["-c"][..],
+        &["-c", "many", "http://127.0.0.1:1/"],
+        &["-t", "0", "http://127.0.0.1:1/"],
+        &["-t", "-1", "http://127.0.0.1:1/"],
+        &["-t", "soon", "http://127.0.0.1:1/"],
+        &["--max-redirects", "-1", "http://127.0.0.1:1/"],
+        &["-o"],
+        &["--bogus", "http://127.0.0.1:1/"],
+        &["--help"],
+    ] {
+        let output = fetch(args);
+        assert_eq!(output.code, Some(2), "{args:?}: {output:?}");
+        assert!(output.stdout.is_empty(), "{args:?}: {output:?}");
+        assert!(output.stderr.contains("usage: fetch"), "{args:?}: {output:?}");
+    }
+}
+
+#[test]
+fn output_dir_gets_byte_exact_bodies_in_argument_order() {
+    let binary: Vec<u8> = (0..300_000u32).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect();
+    let served = binary.clone();
+    let server = Server::start(move |request| {
+        match request.target.as_str() {
+        "/binary" => ok(&served),
+        "/chunked" => Reply::raw(
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4;x=y\r\n\r\n\x00\xff\r\n0\r\nT: 1\r\n\r\n"[..],
+        ),
+        "/close" => Reply::raw(&b"HTTP/1.0 200 OK\r\n\r\nuntil close\n"[..]).close(),
+        "/empty" => ok(b""),
+        "/redirect" => Reply::status("302 Found", "Location: /final\r\n", b"the redirect's own body"),
+        "/final" => ok(b"final body"),
+        _ => Reply::status("404 Not Found", "", b"no such page"),
+    }
+    });
+    let paths = ["/binary", "/chunked", "/close", "/empty", "/redirect", "/nothing-here"];
+    let urls = paths.map(|p| server.url(p));
+    let dir = TempDir::new("output");
+    let out = dir.0.join("nested").join("dir");
+    let mut args = vec!["-o", out.to_str().unwrap()];
+    args.extend(urls.iter().map(String::as_str));
+    let output = fetch(&args);
+    assert_eq!(output.code, Some(0), "{output:?}");
+    let expected: [&[u8]; 6] =
+        [&binary, b"\r\n\x00\xff", b"until close\n", b"", b"final body", b"no such page"];
+    for (i, body) in expected.iter().enumerate() {
+        let written =
+            std::fs::read(out.join(i.to_string())).unwrap_or_else(|e| panic!("{}/{i}: {e}", out.display()));
+        assert!(written == *body, "{}/{i} ({}) differs: {} bytes", out.display(), paths[i], written.len());
+    }
+    let files = std::fs::read_dir(&out).unwrap().count();
+    assert_eq!(files, paths.len(), "one file per URL");
+}
+
+#[test]
+fn concurrency_limit() {
+    let server = Server::start(|request| ok(request.target.as_bytes()).delay(Duration::from_millis(150)));
+    let urls: Vec<String> = (0..6).map(|i| server.url(&format!("/{i}"))).collect();
+    let mut args = vec!["-c", "2"];
+    args.extend(urls.iter().map(String::as_str));
+    let output = fetch(&args);
+    assert_eq!(output.code, Some(0), "{output:?}");
+    assert_eq!(output.lines().len(), 6);
+    assert_eq!(server.max_in_flight(), 2, "-c 2: at most 2 requests in flight, and 2 used");
+    assert!(output.elapsed >= Duration::from_millis(450), "three rounds of 150 ms: {:?}", output.elapsed);
+}
+
+#[test]
+fn default_concurrency_is_10() {
+    let server = Server::start(|request| ok(request.target.as_bytes()).delay(Duration::from_millis(150)));
+    let urls: Vec<String> = (0..12).map(|i| server.url(&format!("/{i}"))).collect();
+    let output = fetch(&urls.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(output.code, Some(0), "{output:?}");
+    assert_eq!(server.max_in_flight(), 10);
+}
+
+#[test]
+fn timeout_ends_hanging_urls_with_err() {
+    let server = Server::start(|request| match request.target.as_str() {
+        "/good" => ok(b"fine"),
+        // The head never comes.
+        "/silent" => Reply::raw(Vec::new()).hang(),
+        // The head comes, the body stalls.
+        _ => Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nstalled"[..]).hang(),
+    });
+    let urls = ["/good", "/silent", "/stalled-body"].map(|p| server.url(p));
+    let mut args = vec!["-t", "0.5"];
+    args.extend(urls.iter().map(String::as_str));
+    let output = fetch(&args);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert!(output.elapsed < Duration::from_secs(3), "took {:?}", output.elapsed);
+    assert_eq!(parse_line(line_for(&output, &urls[0])).map(|l| (l.0, l.1)), Some((200, 4)));
+    for url in &urls[1..] {
+        let line = line_for(&output, url);
+        assert!(line.starts_with("ERR ") && line.contains("timed out"), "{line:?}");
+    }
+}
+
+#[test]
+fn max_redirects() {
+    let server = Server::start(|request| {
+        let n: usize = request.target.trim_start_matches("/chain/").parse().unwrap_or(0);
+        if n == 0 {
+            ok(b"arrived")
+        } else {
+            Reply::status("302 Found", &format!("Location: /chain/{}\r\n", n - 1), b"")
+        }
+    });
+    let (two, three) = (server.url("/chain/2"), server.url("/chain/3"));
+    let output = fetch(&["--max-redirects", "2", &two, &three]);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert_eq!(parse_line(line_for(&output, &two)).map(|l| (l.0, l.1)), Some((200, 7)));
+    let line = line_for(&output, &three);
+    assert!(line.starts_with("ERR ") && line.contains("more than 2 redirects"), "{line:?}");
+    let output = fetch(&["--max-redirects", "0", &two]);
+    assert!(line_for(&output, &two).contains("more than 0 redirects"), "{output:?}");
+}
+
+#[test]
+fn demo_fetches_20_slow_pages_at_once() {
+    let output = fetch(&[]);
+    assert_eq!(output.code, Some(0), "{output:?}");
+    let lines = output.lines();
+    assert_eq!(lines.len(), 20, "{output:?}");
+    let mut pages: Vec<usize> = lines
+        .iter()
+        .map(|line| {
+            let (status, bytes, _, url) = parse_line(line).unwrap_or_else(|| panic!("{line:?}"));
+            assert_eq!(status, 200, "{line}");
+            assert!(bytes > 0, "{line}");
+            url.rsplit_once("/page/").and_then(|(_, n)| n.parse().ok()).unwrap_or_else(|| panic!("{line}"))
+        })
+        .collect();
+    pages.sort_unstable();
+    assert_eq!(pages, (1..=20).collect::<Vec<_>>());
+    assert!(output.elapsed < Duration::from_secs(5), "took {:?}", output.elapsed);
+    assert!(output.stderr.contains("20 URLs: 20 complete, 0 failed"), "{}", output.stderr);
+}
+
+// ---------------------------------------------------------------------------------------
+// Running the examples as processes
+
+mod process {
+    use std::io::Read;
+    use std::path::PathBuf;
+    use std::process::{Command, Stdio};
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    /// What a run of an example gave.
+    #[derive(Debug)]
+    pub struct Output {
+        /// The exit code (None if killed by a signal).
+        pub code: Option<i32>,
+        pub stdout: String,
+        pub stderr: String,
+        pub elapsed: Duration,
+    }
+
+    impl Output {
+        pub fn lines(&self) -> Vec<&str> {
+            self.stdout.lines().collect()
+        }
+    }
+
+    /// `target/debug/examples/<name>`, built once per test binary (`cargo build`, the
+    /// debug profile, as the tests; `CARGO_TARGET_DIR` respected).
+    pub fn example(name: &str) -> PathBuf {
+        static BUILT: OnceLock<PathBuf> = OnceLock::new();
+        let dir = BUILT.get_or_init(|| {
+            let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            let mut cargo = Command::new(env!("CARGO"));
+            cargo
+                .args(["build", "--quiet", "--example", "fetch", "--example", "crawl"])
+                .current_dir(&manifest);
+            // The variables cargo set for this test process are not the shell's: passed on,
+            // they would make build scripts that track them (ring's) rebuild, here and then
+            // again in the next plain cargo command.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if name.starts_with("CARGO_PKG_")
+                    || [
+                        "CARGO_MANIFEST_DIR",
+                        "CARGO_MANIFEST_PATH",
+                        "CARGO_CRATE_NAME",
+                        "CARGO_BIN_NAME",
+                        "CARGO_PRIMARY_PACKAGE",
+                        "CARGO_TARGET_TMPDIR",
+                        "CARGO_RUSTC_CURRENT_DIR",
+                        "OUT_DIR",
+                    ]
+                    .contains(&name.as_ref())
+                {
+                    cargo.env_remove(name.as_ref());
+                }
+            }
+            let status = cargo.status().expect("run cargo build");
+            assert!(status.success(), "cargo build of the examples failed");
+            let target =
+                std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| manifest.join("target"), PathBuf::from);
+            manifest.join(target).join("debug").join("examples")
+        });
+        dir.join(name)
+    }
+
+    /// Runs example `name` with `args`, killed (and the test failed) after `limit`.
+    pub fn run(name: &str, args: &[&str], limit: Duration) -> Output {
+        let program = example(name);
+        let started = Instant::now();
+        let mut child = Command::new(&program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        let reader = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                text
+            })
+        };
+        let stdout = reader(Box::new(child.stdout.take().unwrap()));
+        let stderr = reader(Box::new(child.stderr.take().unwrap()));
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} {args:?} still running after {limit:?}: killed");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let elapsed = started.elapsed();
+        Output {
+            code: status.code(),
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+            elapsed,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The scripted server
+
+#[allow(dead_code)] // each test file uses part of this module
+mod server {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    /// One request as the server received it.
+    #[derive(Clone, Debug)]
+    pub struct Request {
+        /// Which accepted connection it came on (0 for the first).
+        pub conn: usize,
+        pub method: String,
+        pub target: String,
+        /// Names in lower case.
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl Request {
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        }
+    }
+
+    /// What the server does after writing a reply.
+    #[derive(Clone, Copy, Debug)]
+    pub enum After {
+        /// Reads the next request on the connection.
+        KeepAlive,
+        /// Closes its side (EOF for the client) and reads no more requests.
+        Close,
+        /// Neither answers nor closes: waits for the client to go away.
+        Hang,
+    }
+
+    /// The bytes to answer with, after `delay`.
+    pub struct Reply {
+        pub delay: Duration,
+        pub bytes: Vec<u8>,
+        pub after: After,
+    }
+
+    impl Reply {
+        /// Exactly these bytes, then keep-alive.
+        pub fn raw(bytes: impl Into<Vec<u8>>) -> Reply {
+            Reply { delay: Duration::ZERO, bytes: bytes.into(), after: After::KeepAlive }
+        }
+
+        /// `HTTP/1.1 <status>`, `extra` header lines (each ending in CRLF), a Content-Length
+        /// and `body`.
+        pub fn status(status: &str, extra: &str, body: &[u8]) -> Reply {
+            let mut bytes =
+                format!("HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+            bytes.extend_from_slice(body);
+            Reply::raw(bytes)
+        }
+
+        pub fn close(self) -> Reply {
+            Reply { after: After::Close, ..self }
+        }
+
+        pub fn hang(self) -> Reply {
+            Reply { after: After::Hang, ..self }
+        }
+
+        pub fn delay(self, delay: Duration) -> Reply {
+            Reply { delay, ..self }
+        }
+    }
+
+    /// Counts requests in progress, and the most seen at once (shareable by servers).
+    #[derive(Default)]
+    pub struct Gauge {
+        now: AtomicUsize,
+        max: AtomicUsize,
+    }
+
+    impl Gauge {
+        fn enter(&self) {
+            let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+            self.max.fetch_max(now, Ordering::SeqCst);
+        }
+
+        fn leave(&self) {
+            self.now.fetch_sub(1, Ordering::SeqCst);
+        }
+
+        pub fn max(&self) -> usize {
+            self.max.load(Ordering::SeqCst)
+        }
+
+        /// Counts this request while it waits `delay` (call from a handler), then `reply`.
+        pub fn reply(&self, reply: Reply, delay: Duration) -> Reply {
+            self.enter();
+            std::thread::sleep(delay);
+            self.leave();
+            reply
+        }
+    }
+
+    type Handler = dyn Fn(&Request) -> Reply + Send + Sync;
+
+    struct Shared {
+        handler: Box<Handler>,
+        stop: AtomicBool,
+        accepts: AtomicUsize,
+        gauge: Gauge,
+        requests: Mutex<Vec<Request>>,
+        streams: Mutex<Vec<TcpStream>>,
+    }
+
+    /// A scripted HTTP server in std threads; stops (and drops its connections) when dropped.
+    pub struct Server {
+        pub addr: SocketAddr,
+        shared: Arc<Shared>,
+        acceptor: Option<JoinHandle<()>>,
+    }
+
+    impl Server {
+        /// On 127.0.0.1, a free port.
+        pub fn start(handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Server {
+            Server::start_on("127.0.0.1:0", handler).expect("bind 127.0.0.1")
+        }
+
+        pub fn start_on(
+            address: impl ToSocketAddrs,
+            handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+        ) -> std::io::Result<Server> {
+            let listener = TcpListener::bind(address)?;
+            let addr = listener.local_addr()?;
+            let shared = Arc::new(Shared {
+                handler: Box::new(handler),
+                stop: AtomicBool::new(false),
+                accepts: AtomicUsize::new(0),
+                gauge: Gauge::default(),
+                requests: Mutex::new(Vec::new()),
+                streams: Mutex::new(Vec::new()),
+            });
+            let accepting = shared.clone();
+            let acceptor = std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    if accepting.stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else { continue };
+                    let conn = accepting.accepts.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(clone) = stream.try_clone() {
+                        accepting.streams.lock().unwrap().push(clone);
+                    }
+                    let shared = accepting.clone();
+                    std::thread::spawn(move || serve(&shared, stream, conn));
+                }
+            });
+            Ok(Server { addr, shared, acceptor: Some(acceptor) })
+        }
+
+        /// `http://<addr><path>`.
+        pub fn url(&self, path: &str) -> String {
+            format!("http://{}{path}", self.addr)
+        }
+
+        /// Connections accepted so far.
+        pub fn accepts(&self) -> usize {
+            self.shared.accepts.load(Ordering::SeqCst)
+        }
+
+        /// The requests received so far, in order.
+        pub fn requests(&self) -> Vec<Request> {
+            self.shared.requests.lock().unwrap().clone()
+        }
+
+        /// The most requests handled at once (from the head received to the reply written).
+        pub fn max_in_flight(&self) -> usize {
+            self.shared.gauge.max()
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.shared.stop.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect(self.addr);
+            if let Some(acceptor) = self.acceptor.take() {
+                let _ = acceptor.join();
+            }
+            for stream in self.shared.streams.lock().unwrap().drain(..) {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+
+    fn serve(shared: &Shared, mut stream: TcpStream, conn: usize) {
+        let mut buffer = Vec::new();
+        while let Some(request) = read_request(&mut stream, &mut buffer, conn) {
+            shared.requests.lock().unwrap().push(request.clone());
+            shared.gauge.enter();
+            let reply = (shared.handler)(&request);
+            if !reply.delay.is_zero() {
+                std::thread::sleep(reply.delay);
+            }
+            shared.gauge.leave();
+            if stream.write_all(&reply.bytes).is_err() {
+                return;
+            }
+            match reply.after {
+                After::KeepAlive => {}
+                After::Close => {
+                    let _ = stream.shutdown(Shutdown::Write);
+                    break;
+                }
+                After::Hang => break,
+            }
+        }
+        // Read (and ignore) whatever else comes until the client or the test hangs up.
+        let mut sink = [0u8; 4096];
+        while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
+    }
+
+    fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>, conn: usize) -> Option<Request> {
+        let end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            fill(stream, buffer)?;
+        };
+        let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next()?.split(' ');
+        let (method, target) = (first.next()?.to_string(), first.next()?.to_string());
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let length: usize =
+            headers.iter().find(|(n, _)| n == "content-length").map_or(0, |(_, v)| v.parse().unwrap_or(0));
+        while buffer.len() < end + length {
+            fill(stream, buffer)?;
+        }
+        let body = buffer[end..end + length].to_vec();
+        buffer.drain(..end + length);
+        Some(Request { conn, method, target, headers, body })
+    }
+
+    fn fill(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<()> {
+        let mut chunk = [0u8; 8192];
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buffer.extend_from_slice(&chunk[..n]);
+                Some(())
+            }
+        }
+    }
+}
