@@ -1,5 +1,8 @@
-//! The only place in evloop with `unsafe` code: thin, checked wrappers around the Linux
-//! system calls the loop needs. Everything above this module is safe Rust.
+//! The only place in evloop with `unsafe` code, every block with a `// SAFETY:` comment.
+//! Thin, checked wrappers around the Linux system calls the loop needs (`epoll`,
+//! `eventfd`, `socket`, `signal`), plus the two places Rust itself asks for `unsafe`: a
+//! waker built from a plain number (`waker`) and a future polled in place inside an `Rc`
+//! (`pinned`). Everything above this module is safe Rust.
 //!
 //! Each wrapper turns a `-1` return into an [`std::io::Error`] built from `errno`, and owns
 //! its file descriptor through [`std::os::fd::OwnedFd`], so a descriptor is closed exactly once.
