@@ -244,13 +244,12 @@ impl Client {
     }
 
     fn host_semaphore(&self, key: &PoolKey) -> Rc<Semaphore> {
-        let limit = self.inner.options.per_host_limit.max(1);
-        self.inner
-            .per_host
-            .borrow_mut()
-            .entry(key.clone())
-            .or_insert_with(|| Rc::new(Semaphore::new(limit)))
-            .clone()
+        if let Some(semaphore) = self.inner.per_host.borrow().get(key) {
+            return semaphore.clone();
+        }
+        let semaphore = Rc::new(Semaphore::new(self.inner.options.per_host_limit.max(1)));
+        self.inner.per_host.borrow_mut().insert(key.clone(), semaphore.clone());
+        semaphore
     }
 }
 
@@ -424,9 +423,12 @@ impl Response {
         Ok(())
     }
 
-    /// The whole body.
+    /// The whole body. A body that arrived in one piece is handed on without a copy.
     pub async fn bytes(mut self) -> Result<Bytes, HttpError> {
-        let mut all = BytesMut::new();
+        let Some(first) = self.chunk().await? else { return Ok(Bytes::new()) };
+        let Some(second) = self.chunk().await? else { return Ok(first) };
+        let mut all = BytesMut::from(&first[..]);
+        all.extend_from_slice(&second);
         while let Some(chunk) = self.chunk().await? {
             all.extend_from_slice(&chunk);
         }
