@@ -10,11 +10,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 
 use super::protocol::DatagramProtocol;
+use super::read_buffer::with_read_buffer;
 use crate::event_loop::EventLoop;
 use crate::sys::socket::{Kind, SockAddr, Socket};
-
-/// The largest UDP payload, the size of a receive.
-const MAX_DATAGRAM: usize = 65_536;
 
 struct Inner {
     event_loop: EventLoop,
@@ -99,18 +97,19 @@ impl DatagramTransport {
     }
 
     fn on_readable(&self) {
-        let mut buffer = vec![0u8; MAX_DATAGRAM];
-        let received = match self.inner.socket.borrow().as_ref() {
-            Some(socket) => socket.recv_from(&mut buffer),
-            None => return,
-        };
-        let protocol = self.inner.protocol.borrow().clone();
-        let Some(protocol) = protocol else { return };
-        match received {
-            Ok((n, from)) => protocol.borrow_mut().datagram_received(&buffer[..n], from),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
-            Err(e) => protocol.borrow_mut().error_received(e),
-        }
+        with_read_buffer(|buffer| {
+            let received = match self.inner.socket.borrow().as_ref() {
+                Some(socket) => socket.recv_from(buffer),
+                None => return,
+            };
+            let protocol = self.inner.protocol.borrow().clone();
+            let Some(protocol) = protocol else { return };
+            match received {
+                Ok((n, from)) => protocol.borrow_mut().datagram_received(&buffer[..n], from),
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                Err(e) => protocol.borrow_mut().error_received(e),
+            }
+        });
     }
 
     /// Sends one datagram to `addr`, or to the connected remote for `None` (asyncio's

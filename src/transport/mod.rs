@@ -4,6 +4,7 @@
 mod connect;
 mod datagram;
 mod protocol;
+mod read_buffer;
 mod server;
 mod sock;
 mod stream_transport;

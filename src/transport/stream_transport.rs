@@ -24,20 +24,12 @@ use std::rc::Rc;
 use bytes::{Buf, BytesMut};
 
 use super::protocol::Protocol;
+use super::read_buffer::with_read_buffer;
 use crate::event_loop::EventLoop;
 use crate::sys::socket::{SockAddr, Socket};
 
 /// asyncio's default high-water mark for a transport's write buffer.
 pub const DEFAULT_HIGH_WATER: usize = 64 * 1024;
-
-/// How much one readable event reads at most.
-const READ_SIZE: usize = 64 * 1024;
-
-thread_local! {
-    /// One read buffer for every transport of the thread: a read is handed on before the
-    /// next one starts, so idle connections cost no buffer of their own.
-    static READ_BUFFER: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_SIZE]);
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum State {
@@ -189,10 +181,7 @@ impl Transport {
 
     /// The reader callback: one `recv`, handed to the protocol.
     fn on_readable(&self) {
-        let outcome = READ_BUFFER.with(|buffer| match buffer.try_borrow_mut() {
-            Ok(mut buffer) => self.read_into(&mut buffer),
-            Err(_) => self.read_into(&mut vec![0; READ_SIZE]),
-        });
+        let outcome = with_read_buffer(|buffer| self.read_into(buffer));
         match outcome {
             Ok(true) => {}
             Ok(false) => self.eof_received(),
