@@ -14,9 +14,13 @@
 //! callbacks are always ready the loop polls for I/O only after [`POLL_IO_EVERY`]
 //! callbacks have run since the last poll. An fd waits at most that many callbacks.
 
+mod builder;
+mod clock;
 mod exception;
 mod fd_callbacks;
 mod handle;
+mod quiescence;
+mod recorder;
 mod remote;
 mod stats;
 mod task_slab;
@@ -35,19 +39,27 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+pub use builder::EventLoopBuilder;
+pub use clock::ClockJump;
 pub use exception::{default_exception_handler, panic_message, ExceptionContext};
 pub use handle::{Handle, TimerHandle};
-pub use remote::RemoteLoop;
+pub use quiescence::NotQuiescent;
+pub use recorder::{first_divergence, IterationRecord, LoopHealth, PollRecord, Ran, RunRecord};
+pub use remote::{ClockHold, RemoteLoop};
 pub use stats::LoopStats;
 pub use task_slab::TaskId;
 
+use self::clock::Clock;
 use self::fd_callbacks::{FdCallbacks, Side};
 use self::handle::Callback;
+use self::recorder::FlightRecorder;
 use self::remote::{Injected, RemoteShared};
 use self::stats::{add, StatCounters};
 pub(crate) use self::task_slab::Schedulable;
 use self::task_slab::TaskSlab;
+use crate::rng::SeededRng;
 use crate::selector::Interest;
+use crate::sys::faults::{self, FaultCounts, FaultInjector};
 use crate::timer::{TimerHeap, TimerKey};
 
 /// While callbacks are always ready, the loop still polls for I/O (a zero-timeout
@@ -130,6 +142,14 @@ type ExceptionHandler = Rc<dyn Fn(&ExceptionContext)>;
 
 pub(crate) struct LoopInner {
     id: u16,
+    clock: Clock,
+    created_at: Instant,
+    /// Seeded order of the tasks woken in one iteration (the deterministic mode).
+    task_order: RefCell<Option<SeededRng>>,
+    /// The loop's socket faults while it is not running; on its thread while it runs.
+    faults: RefCell<Option<FaultInjector>>,
+    injects_faults: bool,
+    recorder: Option<RefCell<FlightRecorder>>,
     ready: RefCell<VecDeque<Runnable>>,
     timers: TimerHeap<TimerAction>,
     fds: RefCell<FdCallbacks>,
@@ -174,12 +194,29 @@ impl EventLoop {
     /// A new, idle loop with its own epoll instance and wake-up eventfd
     /// (asyncio's `asyncio.new_event_loop`).
     pub fn new() -> io::Result<EventLoop> {
+        EventLoop::builder().build()
+    }
+
+    /// A builder for a loop with the deterministic mode's options: virtual clock, seeded
+    /// task order, injected socket faults, flight recorder.
+    pub fn builder() -> EventLoopBuilder {
+        EventLoopBuilder::default()
+    }
+
+    fn with_options(options: EventLoopBuilder) -> io::Result<EventLoop> {
         let remote = Arc::new(RemoteShared::new()?);
         let mut fds = FdCallbacks::new()?;
         fds.register_wakeup(remote.eventfd().as_raw_fd())?;
         let id = wake::register_loop(&remote)?;
+        let clock = options.clock.map_or(Clock::Real, Clock::virtual_from_now);
         let inner = LoopInner {
             id,
+            created_at: clock.now(),
+            clock,
+            task_order: RefCell::new(options.seed.map(SeededRng::new)),
+            injects_faults: options.faults.is_some(),
+            faults: RefCell::new(options.faults.map(FaultInjector::new)),
+            recorder: options.recorder.map(|capacity| RefCell::new(FlightRecorder::new(capacity))),
             ready: RefCell::new(VecDeque::new()),
             timers: TimerHeap::new(),
             fds: RefCell::new(fds),
@@ -200,9 +237,17 @@ impl EventLoop {
         Ok(EventLoop { inner: Rc::new(inner) })
     }
 
-    /// The loop's clock: a monotonic `Instant` (asyncio's `loop.time()`).
+    /// The loop's clock: a monotonic `Instant` (asyncio's `loop.time()`). With a virtual
+    /// clock (see [`EventLoopBuilder::virtual_clock`]) it stands still while callbacks
+    /// run and moves between iterations.
     pub fn time(&self) -> Instant {
-        Instant::now()
+        self.inner.clock.now()
+    }
+
+    /// Keeps a virtual clock from jumping while the guard lives (see
+    /// [`RemoteLoop::hold_clock`]).
+    pub fn hold_clock(&self) -> ClockHold {
+        self.remote().hold_clock()
     }
 
     /// Schedules `callback` to run in the next iteration, after the callbacks already
@@ -410,6 +455,77 @@ impl EventLoop {
         self.inner.stats.snapshot()
     }
 
+    /// The recorded iterations, oldest first, if the loop was built with a
+    /// [`flight_recorder`](EventLoopBuilder::flight_recorder).
+    pub fn trace(&self) -> Option<Vec<IterationRecord>> {
+        Some(self.inner.recorder.as_ref()?.borrow().records())
+    }
+
+    /// Writes the recorded iterations to `out` as JSON lines, one object per iteration
+    /// (nothing if the loop has no flight recorder).
+    pub fn write_trace(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        match &self.inner.recorder {
+            Some(recorder) => recorder.borrow().write_json_lines(out),
+            None => Ok(()),
+        }
+    }
+
+    /// Lag, busy and idle time and the longest callback over the recorded iterations, if
+    /// the loop has a flight recorder.
+    pub fn health(&self) -> Option<LoopHealth> {
+        Some(self.inner.recorder.as_ref()?.borrow().health())
+    }
+
+    /// How many socket faults the loop injected so far, if it was built with
+    /// [`faults`](EventLoopBuilder::faults).
+    pub fn fault_counts(&self) -> Option<FaultCounts> {
+        if !self.inner.injects_faults {
+            return None;
+        }
+        let resting = self.inner.faults.borrow().as_ref().map(FaultInjector::counts);
+        resting.or_else(faults::active_counts)
+    }
+
+    /// Everything still alive on the loop: watched fds, pending timers, ready callbacks,
+    /// live tasks, calls from other threads not yet taken, clock holds. `Ok` if there is
+    /// nothing, which is how a test shows that the code under test cleaned up after itself.
+    pub fn check_quiescent(&self) -> Result<(), NotQuiescent> {
+        let inner = &*self.inner;
+        let ready_callbacks = inner
+            .ready
+            .borrow()
+            .iter()
+            .filter_map(|runnable| match runnable {
+                Runnable::Callback(callback) if !callback.state().is_cancelled() => {
+                    Some(callback.state().origin())
+                }
+                _ => None,
+            })
+            .collect();
+        let report = NotQuiescent {
+            watched_fds: inner.fds.borrow().watched_fds(),
+            pending_timers: inner.timers.len() - inner.timers.cancelled_count(),
+            ready_callbacks,
+            live_tasks: inner.tasks.borrow().all().iter().map(|task| task.created_at()).collect(),
+            injected_pending: inner.remote.has_pending(),
+            clock_holds: inner.remote.clock_holds(),
+        };
+        if report.is_empty() {
+            Ok(())
+        } else {
+            Err(report)
+        }
+    }
+
+    /// Panics with the list of what is still alive unless the loop is quiescent (see
+    /// [`check_quiescent`](Self::check_quiescent)): the last line of a property test.
+    #[track_caller]
+    pub fn assert_quiescent(&self) {
+        if let Err(alive) = self.check_quiescent() {
+            panic!("{alive}");
+        }
+    }
+
     /// Turns debug mode on or off (asyncio's `loop.set_debug`): in debug mode callbacks and
     /// task steps slower than [`slow_callback_duration`](Self::set_slow_callback_duration)
     /// are reported with where they were scheduled.
@@ -526,6 +642,9 @@ impl EventLoop {
             }
             *running = Some(self.inner.clone());
             self.inner.state.set(RunState::Running);
+            if let Some(injector) = self.inner.faults.borrow_mut().take() {
+                faults::install(injector);
+            }
             Ok(RunningGuard { inner: self.inner.clone() })
         })
     }
@@ -534,6 +653,7 @@ impl EventLoop {
     fn iterate(&self) -> Result<(), LoopError> {
         let inner = &*self.inner;
         add(&inner.stats.iterations, 1);
+        self.record(|recorder| recorder.begin(inner.stats.iterations.get(), self.time() - inner.created_at));
         if inner.timers.worth_compacting() {
             drop(inner.timers.compact());
         }
@@ -541,11 +661,13 @@ impl EventLoop {
         let has_ready = !inner.ready.borrow().is_empty();
         if !has_ready || inner.work_since_select.get() >= POLL_IO_EVERY {
             let timeout = self.select_timeout(has_ready);
-            self.select(timeout)?;
+            self.wait_for_io(timeout)?;
             self.take_injected();
         }
         self.fire_due_timers();
         let ntodo = inner.ready.borrow().len();
+        self.shuffle_woken_tasks(ntodo);
+        self.record(|recorder| recorder.ready(ntodo));
         add(&inner.work_since_select, ntodo as u64);
         for _ in 0..ntodo {
             let next = inner.ready.borrow_mut().pop_front();
@@ -555,6 +677,60 @@ impl EventLoop {
                 None => break,
             }
         }
+        self.record(FlightRecorder::end);
+        Ok(())
+    }
+
+    /// Hands the flight recorder to `note`, if the loop records.
+    #[inline]
+    fn record(&self, note: impl FnOnce(&mut FlightRecorder)) {
+        if let Some(recorder) = &self.inner.recorder {
+            note(&mut recorder.borrow_mut());
+        }
+    }
+
+    /// In the deterministic mode with a seed: shuffles the tasks among the first `count`
+    /// ready entries (those woken before this iteration's run phase), leaving every
+    /// callback where it is, so `call_soon` keeps its FIFO promise.
+    fn shuffle_woken_tasks(&self, count: usize) {
+        let mut task_order = self.inner.task_order.borrow_mut();
+        let Some(rng) = task_order.as_mut() else { return };
+        let mut ready = self.inner.ready.borrow_mut();
+        let slots: Vec<usize> = (0..count).filter(|&i| matches!(ready[i], Runnable::Task(_))).collect();
+        for k in (1..slots.len()).rev() {
+            ready.swap(slots[k], slots[rng.below(k + 1)]);
+        }
+    }
+
+    /// Waits for I/O for at most `timeout`. With a virtual clock that may jump (see
+    /// [`ClockJump`]), polls without waiting and, if nothing came, moves the clock to the
+    /// deadline instead; otherwise waits for real and moves a virtual clock by the time
+    /// really waited.
+    fn wait_for_io(&self, timeout: Option<Duration>) -> Result<(), LoopError> {
+        let inner = &*self.inner;
+        let Some(policy) = inner.clock.jump_policy() else { return self.select(timeout) };
+        if timeout == Some(Duration::ZERO) {
+            return self.select(timeout);
+        }
+        // Holds are read before the poll: a holder sends its result before letting go, so
+        // a zero read here means that result is already visible to the poll.
+        let may_jump = inner.remote.clock_holds() == 0
+            && (policy == ClockJump::Always || inner.fds.borrow().watched() == 0);
+        if may_jump {
+            self.select(Some(Duration::ZERO))?;
+            self.take_injected();
+            if !inner.ready.borrow().is_empty() {
+                return Ok(());
+            }
+            if let Some(ahead) = timeout {
+                inner.clock.advance(ahead);
+                self.record(|recorder| recorder.jumped(ahead));
+                return Ok(());
+            }
+        }
+        let started = Instant::now();
+        self.select(timeout)?;
+        inner.clock.advance(started.elapsed());
         Ok(())
     }
 
@@ -572,15 +748,34 @@ impl EventLoop {
 
     fn select(&self, timeout: Option<Duration>) -> Result<(), LoopError> {
         let inner = &*self.inner;
+        let started = inner.recorder.is_some().then(Instant::now);
+        let mut events = Vec::new();
         let mut ready = inner.ready.borrow_mut();
         let polled = inner
             .fds
             .borrow_mut()
-            .select(timeout, |callback| ready.push_back(Runnable::Callback(callback.clone())))
+            .select(
+                timeout,
+                |callback| ready.push_back(Runnable::Callback(callback.clone())),
+                started.is_some().then_some(&mut events),
+            )
             .map_err(LoopError::Io)?;
+        drop(ready);
         add(&inner.stats.selects, 1);
         add(&inner.stats.events, polled.events as u64);
         inner.work_since_select.set(0);
+        if let Some(started) = started {
+            let waited = started.elapsed();
+            self.record(|recorder| {
+                recorder.poll(PollRecord {
+                    timeout,
+                    waited,
+                    events,
+                    woken: polled.woken,
+                    ..PollRecord::default()
+                })
+            });
+        }
         Ok(())
     }
 
@@ -616,8 +811,9 @@ impl EventLoop {
         let now = self.time();
         inner.timers_checked_at.set(Some(now));
         let mut cancelled = Vec::new();
-        while let Some(action) = inner.timers.pop_due(now, &mut cancelled) {
+        while let Some((deadline, action)) = inner.timers.pop_due_with_deadline(now, &mut cancelled) {
             add(&inner.stats.timers_fired, 1);
+            self.record(|recorder| recorder.timer_fired(now - deadline));
             match action {
                 TimerAction::Callback(callback) => {
                     callback.state().set_in_timer_heap(false);
@@ -635,7 +831,7 @@ impl EventLoop {
             return;
         }
         add(&self.inner.stats.callbacks_run, 1);
-        let started = self.inner.debug.get().then(Instant::now);
+        let started = self.times_runs().then(Instant::now);
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| callback.run())) {
             self.call_exception_handler(&ExceptionContext {
                 message: "callback panicked".to_string(),
@@ -644,8 +840,14 @@ impl EventLoop {
             });
         }
         if let Some(started) = started {
-            self.warn_if_slow("callback", started, state.origin());
+            self.finished_run(Ran::Callback(state.origin()), started, state.origin());
         }
+    }
+
+    /// True if callbacks and task steps are timed: in debug mode, or when recording.
+    #[inline]
+    fn times_runs(&self) -> bool {
+        self.inner.debug.get() || self.inner.recorder.is_some()
     }
 
     /// One step of a task: poll its coroutine once with a waker that names it.
@@ -657,11 +859,11 @@ impl EventLoop {
         add(&inner.stats.task_polls, 1);
         let waker = wake::task_waker(inner.id, id);
         let previous = inner.current_task.replace(Some(id));
-        let started = inner.debug.get().then(Instant::now);
+        let started = self.times_runs().then(Instant::now);
         let outcome = catch_unwind(AssertUnwindSafe(|| task.as_ref().step(&mut Context::from_waker(&waker))));
         inner.current_task.set(previous);
         if let Some(started) = started {
-            self.warn_if_slow("task step", started, task.created_at());
+            self.finished_run(Ran::Task(id), started, task.created_at());
         }
         if let Ok(Poll::Pending) = outcome {
             return;
@@ -678,11 +880,14 @@ impl EventLoop {
         }
     }
 
-    fn warn_if_slow(&self, what: &str, started: Instant, origin: &'static Location<'static>) {
+    /// Records a timed run, and in debug mode reports it if it was slow.
+    fn finished_run(&self, ran: Ran, started: Instant, origin: &'static Location<'static>) {
         let took = started.elapsed();
-        if took >= self.inner.slow_callback_duration.get() {
+        if self.inner.debug.get() && took >= self.inner.slow_callback_duration.get() {
+            let what = if matches!(ran, Ran::Task(_)) { "task step" } else { "callback" };
             eprintln!("evloop: {what} from {origin} took {:.3} s", took.as_secs_f64());
         }
+        self.record(|recorder| recorder.ran(ran, took));
     }
 }
 
@@ -749,6 +954,9 @@ impl Drop for ClearStopOnExit<'_> {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
+        if self.inner.injects_faults {
+            *self.inner.faults.borrow_mut() = faults::uninstall();
+        }
         if self.inner.state.get() == RunState::Running {
             self.inner.state.set(RunState::Idle);
         }

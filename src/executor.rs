@@ -285,6 +285,9 @@ impl EventLoop {
         let future = ExecutorFuture::new(None);
         let (slot, remote) = (future.slot.clone(), self.remote());
         let deliver_to = remote.clone();
+        // A virtual clock must not jump past a timeout while the job runs for real; the
+        // hold is let go after the result is sent, so the loop sees one or the other.
+        let clock_hold = remote.hold_clock();
         let job = Box::new(move || {
             if lock(&slot).abandoned {
                 return;
@@ -302,6 +305,7 @@ impl EventLoop {
                     waker.wake();
                 }
             });
+            drop(clock_hold);
         });
         if let Err(e) = self.extension::<Executor>().submit(job, &remote) {
             lock(&future.slot).outcome = Some(Err(e));

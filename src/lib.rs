@@ -31,6 +31,7 @@ pub mod event_loop;
 pub mod executor;
 pub mod future;
 pub mod http;
+pub mod rng;
 pub mod selector;
 pub mod signals;
 pub mod streams;
@@ -41,14 +42,16 @@ pub mod timer;
 pub mod transport;
 
 pub use event_loop::{
-    default_exception_handler, get_running_loop, EventLoop, ExceptionContext, Handle, LoopError, LoopStats,
-    RemoteLoop, TaskId, TimerHandle, POLL_IO_EVERY,
+    default_exception_handler, first_divergence, get_running_loop, ClockHold, ClockJump, EventLoop,
+    EventLoopBuilder, ExceptionContext, Handle, IterationRecord, LoopError, LoopHealth, LoopStats,
+    NotQuiescent, RemoteLoop, TaskId, TimerHandle, POLL_IO_EVERY,
 };
 pub use executor::{
     run_coroutine_threadsafe, ConcurrentError, ConcurrentFuture, ExecutorError, ExecutorFuture,
 };
 pub use future::{DoneCallbackId, Future, FutureError};
 pub use selector::Interest;
+pub use sys::faults::{FaultCounts, FaultPlan};
 pub use tasks::{
     all_tasks, as_completed, create_task, current_task, gather, gather_return_exceptions, run, shield, sleep,
     timeout, timeout_at, wait, wait_for, ReturnWhen, RunError, Task, TaskError, TaskRef, TimeoutError,

@@ -200,12 +200,22 @@ impl<T> TimerHeap<T> {
     /// Pops the earliest live timer if its deadline is at or before `now`.
     /// Cancelled items met on the way are pushed onto `garbage`.
     pub fn pop_due(&self, now: Instant, garbage: &mut Vec<T>) -> Option<T> {
+        self.pop_due_with_deadline(now, garbage).map(|(_, item)| item)
+    }
+
+    /// [`pop_due`](Self::pop_due), also giving the timer's deadline: how late it fires is
+    /// what the flight recorder reports as the loop's lag.
+    pub fn pop_due_with_deadline(&self, now: Instant, garbage: &mut Vec<T>) -> Option<(Instant, T)> {
         self.front(Some(now), garbage).ok()
     }
 
     /// Looks at the earliest live timer: pops it if it is due by `pop_due_by`, else
     /// returns its deadline (`Err(None)` when there is none). One bucket lookup per timer.
-    fn front(&self, pop_due_by: Option<Instant>, garbage: &mut Vec<T>) -> Result<T, Option<Instant>> {
+    fn front(
+        &self,
+        pop_due_by: Option<Instant>,
+        garbage: &mut Vec<T>,
+    ) -> Result<(Instant, T), Option<Instant>> {
         let mut buckets = self.buckets.borrow_mut();
         loop {
             let mut first = buckets.first_entry().ok_or(None)?;
@@ -222,7 +232,7 @@ impl<T> TimerHeap<T> {
             let entry = bucket.entries.pop().expect("the bucket has a last entry");
             self.len.set(self.len.get() - 1);
             if !self.take_cancelled(entry.seq) {
-                return Ok(entry.item);
+                return Ok((self.instant(entry.at), entry.item));
             }
             garbage.push(entry.item);
         }

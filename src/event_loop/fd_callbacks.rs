@@ -159,10 +159,13 @@ impl FdCallbacks {
 
     /// Waits for readiness (see [`Selector::select`]) and hands every callback of a ready
     /// fd to `on_ready`: the reader if it is readable, the writer if it is writable.
+    /// If `seen` is given, each user fd's event is also appended to it (for the flight
+    /// recorder).
     pub(crate) fn select(
         &mut self,
         timeout: Option<Duration>,
         mut on_ready: impl FnMut(&Rc<dyn Callback>),
+        mut seen: Option<&mut Vec<(RawFd, Interest)>>,
     ) -> io::Result<Polled> {
         let mut polled = Polled { events: 0, woken: false };
         for event in self.selector.select(timeout)? {
@@ -175,6 +178,9 @@ impl FdCallbacks {
             let Some(entry) = self.entries.get(fd).filter(|e| e.generation == generation) else {
                 continue;
             };
+            if let Some(seen) = seen.as_deref_mut() {
+                seen.push((fd as RawFd, event.ready));
+            }
             if event.ready.is_readable() {
                 entry.reader.iter().for_each(&mut on_ready);
             }
@@ -188,6 +194,12 @@ impl FdCallbacks {
     /// How many user fds are registered (the wake-up eventfd not counted).
     pub(crate) fn watched(&self) -> usize {
         self.watched
+    }
+
+    /// The user fds registered, in increasing order.
+    pub(crate) fn watched_fds(&self) -> Vec<RawFd> {
+        let registered = self.entries.iter().enumerate().filter(|(_, entry)| !entry.interest().is_empty());
+        registered.map(|(fd, _)| fd as RawFd).collect()
     }
 
     /// What `fd` is registered for, if anything.

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::task_slab::TaskId;
@@ -29,6 +29,7 @@ pub(crate) struct RemoteShared {
     queue: Mutex<Vec<Injected>>,
     notified: AtomicBool,
     closed: AtomicBool,
+    clock_holds: AtomicUsize,
     eventfd: EventFd,
 }
 
@@ -38,6 +39,7 @@ impl RemoteShared {
             queue: Mutex::new(Vec::new()),
             notified: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            clock_holds: AtomicUsize::new(0),
             eventfd: EventFd::new()?,
         })
     }
@@ -60,11 +62,16 @@ impl RemoteShared {
             }
             queue.push(item);
         }
+        self.notify();
+        Ok(())
+    }
+
+    /// Wakes the loop if it is not already due to wake.
+    fn notify(&self) {
         if !self.notified.swap(true, Ordering::AcqRel) {
             // The eventfd cannot fail to count unless the fd is gone, i.e. the loop closed.
             let _ = self.eventfd.notify();
         }
-        Ok(())
     }
 
     /// True if something was pushed since the last [`take`](Self::take): one atomic load,
@@ -82,6 +89,13 @@ impl RemoteShared {
         let _ = self.eventfd.drain();
         std::mem::swap(&mut *self.lock(), into);
         true
+    }
+
+    /// How many [`ClockHold`]s are alive. Read before the loop polls for what other
+    /// threads sent: a holder pushes its result before it lets go, so a loop that reads
+    /// zero here finds that result in the poll that follows.
+    pub(crate) fn clock_holds(&self) -> usize {
+        self.clock_holds.load(Ordering::SeqCst)
     }
 
     /// Refuses further pushes and returns what was still queued, for the caller to drop.
@@ -114,6 +128,15 @@ impl RemoteLoop {
         self.shared.push(Injected::Callback(Box::new(f), Location::caller()))
     }
 
+    /// Keeps a virtual clock from jumping while the returned guard lives: for work on
+    /// another thread whose result the loop awaits (the executor takes one per job), so
+    /// that a timeout does not fire in virtual time before the work had a real chance.
+    /// Without a virtual clock it does nothing.
+    pub fn hold_clock(&self) -> ClockHold {
+        self.shared.clock_holds.fetch_add(1, Ordering::SeqCst);
+        ClockHold { shared: self.shared.clone() }
+    }
+
     /// True once the loop was closed; calls are refused from then on.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
@@ -123,5 +146,27 @@ impl RemoteLoop {
 impl fmt::Debug for RemoteLoop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RemoteLoop").field("closed", &self.is_closed()).finish()
+    }
+}
+
+/// Keeps the loop's virtual clock from jumping ahead while it lives (see
+/// [`RemoteLoop::hold_clock`]). `Send`, so the thread doing the work can drop it when done.
+#[must_use = "the clock is held only while the guard lives"]
+pub struct ClockHold {
+    shared: Arc<RemoteShared>,
+}
+
+impl Drop for ClockHold {
+    fn drop(&mut self) {
+        if self.shared.clock_holds.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // A loop waiting for real because of this hold may now jump: make it look again.
+            self.shared.notify();
+        }
+    }
+}
+
+impl fmt::Debug for ClockHold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ClockHold")
     }
 }

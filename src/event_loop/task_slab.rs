@@ -32,6 +32,13 @@ pub struct TaskId {
     generation: u32,
 }
 
+/// `slot.generation`, as the flight recorder prints it.
+impl std::fmt::Display for TaskId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.slot, self.generation)
+    }
+}
+
 impl TaskId {
     /// Packs the id into 48 bits (slot, low 16 bits of the generation) for a waker.
     pub(crate) fn pack(self) -> u64 {

@@ -89,7 +89,7 @@ impl Connection {
             reader,
             writer,
             buffer: BytesMut::new(),
-            idle_since: Instant::now(),
+            idle_since: now(),
             #[cfg(feature = "tls")]
             tls,
         })

@@ -1,6 +1,7 @@
 //! The only place in evloop with `unsafe` code, every block with a `// SAFETY:` comment.
 //! Thin, checked wrappers around the Linux system calls the loop needs (`epoll`,
-//! `eventfd`, `socket`, `signal`), plus the two places Rust itself asks for `unsafe`: a
+//! `eventfd`, `socket`, `signal`) and the fault injection of the deterministic mode
+//! (`faults`), plus the two places Rust itself asks for `unsafe`: a
 //! waker built from a plain number (`waker`) and a future polled in place inside an `Rc`
 //! (`pinned`). Everything above this module is safe Rust.
 //!
@@ -9,6 +10,7 @@
 
 pub mod epoll;
 pub mod eventfd;
+pub mod faults;
 pub mod pinned;
 pub mod signal;
 pub mod socket;

@@ -1,6 +1,8 @@
 //! Sockets: non-blocking, close-on-exec, owned. TCP and UDP over IPv4 and IPv6, and Unix
 //! domain sockets. Every call is the plain system call with its errno as an `io::Error`;
 //! `EAGAIN` is an error like any other here: what to do about it is the loop's business.
+//! In the deterministic mode, [`faults`](super::faults) may make a call fail or shorten
+//! it before it reaches the kernel.
 
 use std::io;
 use std::mem::{size_of, MaybeUninit};
@@ -9,6 +11,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use super::faults::{self, Fault, SocketCall};
 use super::{check, check_size};
 
 /// Where a socket is: an IP address and port, or a Unix domain socket path (`None` for
@@ -251,6 +254,7 @@ impl Socket {
 
     /// `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC`: the new connection and its peer.
     pub fn accept(&self) -> io::Result<(Socket, SockAddr)> {
+        self.injected_fault(SocketCall::Accept, 0)?;
         let mut storage = zeroed_storage();
         let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         // SAFETY: `storage` and `len` are writable and describe each other; the kernel
@@ -270,6 +274,10 @@ impl Socket {
 
     /// `recv(2)` into `buf`; 0 means the peer closed its side.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let buf = match self.injected_fault(SocketCall::Recv, buf.len())? {
+            Some(len) => &mut buf[..len],
+            None => buf,
+        };
         // SAFETY: `buf` is writable for `buf.len()` bytes.
         check_size(unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) })
     }
@@ -277,6 +285,10 @@ impl Socket {
     /// `send(2)` with `MSG_NOSIGNAL`: a vanished peer is an `EPIPE` error, never SIGPIPE.
     /// May send less than `buf`.
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        let buf = match self.injected_fault(SocketCall::Send, buf.len())? {
+            Some(len) => &buf[..len],
+            None => buf,
+        };
         // SAFETY: `buf` is readable for `buf.len()` bytes.
         check_size(unsafe {
             libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
@@ -285,6 +297,7 @@ impl Socket {
 
     /// `recvfrom(2)`: one datagram and who sent it.
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
+        self.injected_fault(SocketCall::Datagram, buf.len())?;
         let mut storage = zeroed_storage();
         let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         // SAFETY: `buf` is writable for its length; `storage`/`len` as in `accept`.
@@ -303,6 +316,7 @@ impl Socket {
 
     /// `sendto(2)` with `MSG_NOSIGNAL`: one datagram to `addr`.
     pub fn send_to(&self, buf: &[u8], addr: &SockAddr) -> io::Result<usize> {
+        self.injected_fault(SocketCall::Datagram, buf.len())?;
         let (storage, len) = addr.to_raw()?;
         // SAFETY: `buf` is readable for its length; `storage` holds `len` bytes of address.
         check_size(unsafe {
@@ -315,6 +329,22 @@ impl Socket {
                 len,
             )
         })
+    }
+
+    /// Asks the thread's fault injector (see [`faults`](super::faults)) about a call of
+    /// `len` bytes: `Ok(None)` to make it as asked, `Ok(Some(n))` to make it with `n`
+    /// bytes, or the error to return instead. A reset shuts the socket down first, so the
+    /// calls after it fail as they would after a real one.
+    fn injected_fault(&self, call: SocketCall, len: usize) -> io::Result<Option<usize>> {
+        match faults::next_fault(call, len) {
+            Fault::None => Ok(None),
+            Fault::Shorten(n) => Ok(Some(n)),
+            Fault::Fail(error) => Err(error),
+            Fault::Reset => {
+                let _ = self.shutdown(Shutdown::Both);
+                Err(io::Error::from_raw_os_error(libc::ECONNRESET))
+            }
+        }
     }
 
     /// `shutdown(2)`.

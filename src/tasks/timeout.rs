@@ -103,7 +103,8 @@ impl Timeout {
                 armed = Some((deadline, Box::pin(sleep(deadline.saturating_duration_since(now)))));
             }
             let (_, timer) = armed.as_mut().expect("armed above");
-            if timer.as_mut().poll(cx).is_ready() || deadline <= Instant::now() {
+            let now = get_running_loop().expect("timeout polled outside a running event loop").time();
+            if timer.as_mut().poll(cx).is_ready() || deadline <= now {
                 self.expired.set(true);
                 return Poll::Ready(Err(TimeoutError));
             }

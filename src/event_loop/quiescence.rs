@@ -1,0 +1,58 @@
+//! Leak checks as an API: is anything still alive on the loop? (No asyncio equivalent;
+//! asyncio's test suite checks the same things by hand in `tearDown`.)
+
+use std::fmt;
+use std::os::fd::RawFd;
+use std::panic::Location;
+
+/// What was still alive on a loop that should have been quiescent, from
+/// [`EventLoop::check_quiescent`](crate::EventLoop::check_quiescent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NotQuiescent {
+    /// Fds with a reader or writer registered.
+    pub watched_fds: Vec<RawFd>,
+    /// Timers scheduled and not cancelled (`call_later`, `sleep`, timeouts).
+    pub pending_timers: usize,
+    /// Callbacks on the ready queue, not cancelled, and where they were scheduled.
+    pub ready_callbacks: Vec<&'static Location<'static>>,
+    /// Tasks not finished, and where they were created.
+    pub live_tasks: Vec<&'static Location<'static>>,
+    /// True if another thread sent something the loop has not taken yet.
+    pub injected_pending: bool,
+    /// [`ClockHold`](crate::ClockHold)s alive (executor jobs in flight, say).
+    pub clock_holds: usize,
+}
+
+impl NotQuiescent {
+    /// True if nothing at all is alive.
+    pub fn is_empty(&self) -> bool {
+        *self == NotQuiescent::default()
+    }
+}
+
+impl fmt::Display for NotQuiescent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the event loop is not quiescent:")?;
+        if !self.watched_fds.is_empty() {
+            write!(f, " fds still watched {:?};", self.watched_fds)?;
+        }
+        if self.pending_timers > 0 {
+            write!(f, " {} timer(s) pending;", self.pending_timers)?;
+        }
+        for origin in &self.ready_callbacks {
+            write!(f, " callback from {origin} ready;")?;
+        }
+        for origin in &self.live_tasks {
+            write!(f, " task created at {origin} alive;")?;
+        }
+        if self.injected_pending {
+            f.write_str(" a call from another thread not yet taken;")?;
+        }
+        if self.clock_holds > 0 {
+            write!(f, " {} clock hold(s) alive;", self.clock_holds)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for NotQuiescent {}
