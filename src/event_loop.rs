@@ -863,7 +863,7 @@ impl EventLoop {
         let outcome = catch_unwind(AssertUnwindSafe(|| task.as_ref().step(&mut Context::from_waker(&waker))));
         inner.current_task.set(previous);
         if let Some(started) = started {
-            self.finished_run(Ran::Task(id), started, task.created_at());
+            self.finished_run(Ran::Task(id, task.created_at()), started, task.created_at());
         }
         if let Ok(Poll::Pending) = outcome {
             return;
@@ -884,7 +884,7 @@ impl EventLoop {
     fn finished_run(&self, ran: Ran, started: Instant, origin: &'static Location<'static>) {
         let took = started.elapsed();
         if self.inner.debug.get() && took >= self.inner.slow_callback_duration.get() {
-            let what = if matches!(ran, Ran::Task(_)) { "task step" } else { "callback" };
+            let what = if matches!(ran, Ran::Task(..)) { "task step" } else { "callback" };
             eprintln!("evloop: {what} from {origin} took {:.3} s", took.as_secs_f64());
         }
         self.record(|recorder| recorder.ran(ran, took));

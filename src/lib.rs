@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod deterministic;
 pub mod event_loop;
 pub mod executor;
 pub mod future;

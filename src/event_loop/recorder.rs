@@ -27,8 +27,17 @@ use crate::selector::Interest;
 pub enum Ran {
     /// A `call_soon` / timer / fd callback, and where it was scheduled.
     Callback(&'static Location<'static>),
-    /// One step of a task.
-    Task(TaskId),
+    /// One step of a task, and where the task was created.
+    Task(TaskId, &'static Location<'static>),
+}
+
+impl fmt::Display for Ran {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ran::Callback(origin) => write!(f, "callback from {origin}"),
+            Ran::Task(id, origin) => write!(f, "task {id} from {origin}"),
+        }
+    }
 }
 
 /// One callback or task step and how long it took (real time).
@@ -119,7 +128,11 @@ impl IterationRecord {
                     json_escape(&origin.to_string()),
                     micros(run.took)
                 ),
-                Ran::Task(id) => format!("{{\"task\":\"{id}\",\"us\":{:.3}}}", micros(run.took)),
+                Ran::Task(id, origin) => format!(
+                    "{{\"task\":\"{id}\",\"created_at\":\"{}\",\"us\":{:.3}}}",
+                    json_escape(&origin.to_string()),
+                    micros(run.took)
+                ),
             })
             .collect();
         line += &format!(
@@ -160,10 +173,7 @@ impl fmt::Display for IterationRecord {
         }
         write!(f, "  ready {}", self.ready)?;
         for run in &self.runs {
-            match run.ran {
-                Ran::Callback(origin) => write!(f, "\n        callback {origin} ({})", short(run.took))?,
-                Ran::Task(id) => write!(f, "\n        task {id} ({})", short(run.took))?,
-            }
+            write!(f, "\n        {} ({})", run.ran, short(run.took))?;
         }
         Ok(())
     }

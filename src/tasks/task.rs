@@ -369,6 +369,7 @@ impl EventLoop {
 
     /// Runs the loop until `future` is done and returns its output (asyncio's
     /// `loop.run_until_complete`). The future runs as a task.
+    #[track_caller]
     pub fn run_until_complete<F>(&self, future: F) -> Result<F::Output, RunError>
     where
         F: std::future::Future + 'static,
