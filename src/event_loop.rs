@@ -455,27 +455,6 @@ impl EventLoop {
         self.inner.stats.snapshot()
     }
 
-    /// The recorded iterations, oldest first, if the loop was built with a
-    /// [`flight_recorder`](EventLoopBuilder::flight_recorder).
-    pub fn trace(&self) -> Option<Vec<IterationRecord>> {
-        Some(self.inner.recorder.as_ref()?.borrow().records())
-    }
-
-    /// Writes the recorded iterations to `out` as JSON lines, one object per iteration
-    /// (nothing if the loop has no flight recorder).
-    pub fn write_trace(&self, out: &mut dyn io::Write) -> io::Result<()> {
-        match &self.inner.recorder {
-            Some(recorder) => recorder.borrow().write_json_lines(out),
-            None => Ok(()),
-        }
-    }
-
-    /// Lag, busy and idle time and the longest callback over the recorded iterations, if
-    /// the loop has a flight recorder.
-    pub fn health(&self) -> Option<LoopHealth> {
-        Some(self.inner.recorder.as_ref()?.borrow().health())
-    }
-
     /// How many socket faults the loop injected so far, if it was built with
     /// [`faults`](EventLoopBuilder::faults).
     pub fn fault_counts(&self) -> Option<FaultCounts> {
@@ -484,46 +463,6 @@ impl EventLoop {
         }
         let resting = self.inner.faults.borrow().as_ref().map(FaultInjector::counts);
         resting.or_else(faults::active_counts)
-    }
-
-    /// Everything still alive on the loop: watched fds, pending timers, ready callbacks,
-    /// live tasks, calls from other threads not yet taken, clock holds. `Ok` if there is
-    /// nothing, which is how a test shows that the code under test cleaned up after itself.
-    pub fn check_quiescent(&self) -> Result<(), NotQuiescent> {
-        let inner = &*self.inner;
-        let ready_callbacks = inner
-            .ready
-            .borrow()
-            .iter()
-            .filter_map(|runnable| match runnable {
-                Runnable::Callback(callback) if !callback.state().is_cancelled() => {
-                    Some(callback.state().origin())
-                }
-                _ => None,
-            })
-            .collect();
-        let report = NotQuiescent {
-            watched_fds: inner.fds.borrow().watched_fds(),
-            pending_timers: inner.timers.len() - inner.timers.cancelled_count(),
-            ready_callbacks,
-            live_tasks: inner.tasks.borrow().all().iter().map(|task| task.created_at()).collect(),
-            injected_pending: inner.remote.has_pending(),
-            clock_holds: inner.remote.clock_holds(),
-        };
-        if report.is_empty() {
-            Ok(())
-        } else {
-            Err(report)
-        }
-    }
-
-    /// Panics with the list of what is still alive unless the loop is quiescent (see
-    /// [`check_quiescent`](Self::check_quiescent)): the last line of a property test.
-    #[track_caller]
-    pub fn assert_quiescent(&self) {
-        if let Err(alive) = self.check_quiescent() {
-            panic!("{alive}");
-        }
     }
 
     /// Turns debug mode on or off (asyncio's `loop.set_debug`): in debug mode callbacks and

@@ -5,6 +5,8 @@ use std::fmt;
 use std::os::fd::RawFd;
 use std::panic::Location;
 
+use super::{EventLoop, Runnable};
+
 /// What was still alive on a loop that should have been quiescent, from
 /// [`EventLoop::check_quiescent`](crate::EventLoop::check_quiescent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -56,3 +58,45 @@ impl fmt::Display for NotQuiescent {
 }
 
 impl std::error::Error for NotQuiescent {}
+
+impl EventLoop {
+    /// Everything still alive on the loop: watched fds, pending timers, ready callbacks,
+    /// live tasks, calls from other threads not yet taken, clock holds. `Ok` if there is
+    /// nothing, which is how a test shows that the code under test cleaned up after itself.
+    pub fn check_quiescent(&self) -> Result<(), NotQuiescent> {
+        let inner = &*self.inner;
+        let ready_callbacks = inner
+            .ready
+            .borrow()
+            .iter()
+            .filter_map(|runnable| match runnable {
+                Runnable::Callback(callback) if !callback.state().is_cancelled() => {
+                    Some(callback.state().origin())
+                }
+                _ => None,
+            })
+            .collect();
+        let report = NotQuiescent {
+            watched_fds: inner.fds.borrow().watched_fds(),
+            pending_timers: inner.timers.len() - inner.timers.cancelled_count(),
+            ready_callbacks,
+            live_tasks: inner.tasks.borrow().all().iter().map(|task| task.created_at()).collect(),
+            injected_pending: inner.remote.has_pending(),
+            clock_holds: inner.remote.clock_holds(),
+        };
+        if report.is_empty() {
+            Ok(())
+        } else {
+            Err(report)
+        }
+    }
+
+    /// Panics with the list of what is still alive unless the loop is quiescent (see
+    /// [`check_quiescent`](Self::check_quiescent)): the last line of a property test.
+    #[track_caller]
+    pub fn assert_quiescent(&self) {
+        if let Err(alive) = self.check_quiescent() {
+            panic!("{alive}");
+        }
+    }
+}

@@ -20,6 +20,7 @@ use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use super::task_slab::TaskId;
+use super::EventLoop;
 use crate::selector::Interest;
 
 /// One thing the loop ran: a callback (named by where it was scheduled) or a task step.
@@ -220,6 +221,31 @@ impl LoopHealth {
 pub fn first_divergence(a: &[IterationRecord], b: &[IterationRecord]) -> Option<usize> {
     let common = a.len().min(b.len());
     (0..common).find(|&i| !a[i].same_schedule(&b[i])).or((a.len() != b.len()).then_some(common))
+}
+
+/// Reading the recorder of a loop built with
+/// [`flight_recorder`](crate::EventLoopBuilder::flight_recorder).
+impl EventLoop {
+    /// The recorded iterations, oldest first, if the loop was built with a
+    /// [`flight_recorder`](crate::EventLoopBuilder::flight_recorder).
+    pub fn trace(&self) -> Option<Vec<IterationRecord>> {
+        Some(self.inner.recorder.as_ref()?.borrow().records())
+    }
+
+    /// Writes the recorded iterations to `out` as JSON lines, one object per iteration
+    /// (nothing if the loop has no flight recorder).
+    pub fn write_trace(&self, out: &mut dyn io::Write) -> io::Result<()> {
+        match &self.inner.recorder {
+            Some(recorder) => recorder.borrow().write_json_lines(out),
+            None => Ok(()),
+        }
+    }
+
+    /// Lag, busy and idle time and the longest callback over the recorded iterations, if
+    /// the loop has a flight recorder.
+    pub fn health(&self) -> Option<LoopHealth> {
+        Some(self.inner.recorder.as_ref()?.borrow().health())
+    }
 }
 
 /// The ring buffer the loop writes into while recording.

@@ -1,7 +1,7 @@
 //! Sockets: non-blocking, close-on-exec, owned. TCP and UDP over IPv4 and IPv6, and Unix
 //! domain sockets. Every call is the plain system call with its errno as an `io::Error`;
 //! `EAGAIN` is an error like any other here: what to do about it is the loop's business.
-//! In the deterministic mode, [`faults`](super::faults) may make a call fail or shorten
+//! In the deterministic mode, [`faults`] may make a call fail or shorten
 //! it before it reaches the kernel.
 
 use std::io;
@@ -331,7 +331,7 @@ impl Socket {
         })
     }
 
-    /// Asks the thread's fault injector (see [`faults`](super::faults)) about a call of
+    /// Asks the thread's fault injector (see [`faults`]) about a call of
     /// `len` bytes: `Ok(None)` to make it as asked, `Ok(Some(n))` to make it with `n`
     /// bytes, or the error to return instead. A reset shuts the socket down first, so the
     /// calls after it fail as they would after a real one.
