@@ -7,7 +7,12 @@
 //! - `evloop-streams`: `streams::start_server`, each client a task doing `read(64)`, then
 //!   `write` + `drain().await`;
 //! - `tokio`: a `current_thread` runtime (IO only), `TcpListener`, one spawned task per
-//!   connection doing `read` / `write_all` on a 64-byte buffer.
+//!   connection doing `read` / `write_all` on a 64-byte buffer;
+//! - only when `EVLOOP_BENCH_PYTHON` names a Python interpreter (see benches/common; the
+//!   loops are those of `EVLOOP_BENCH_PY_SIDES`, default `asyncio,uvloop`):
+//!   `asyncio-protocol`, `asyncio-streams`, `uvloop-protocol`, `uvloop-streams`, the same two
+//!   servers written for Python's asyncio on its own loop or on uvloop's
+//!   (`benches/peers/echo_server.py`).
 //!
 //! The load generator is the same program for every server: single-threaded, C non-blocking
 //! `std::net::TcpStream`s polled with evloop's own `selector::Selector` (level-triggered
@@ -16,9 +21,15 @@
 //! round trip (p99) over a fixed window, then keeps the load on until told to stop.
 //!
 //! What the parent measures on the server process:
-//! - during the generator's window: user and system CPU from `/proc/<pid>/stat`
-//!   (utime/stime, clock ticks of 10 ms, so user time per message is only as precise as
-//!   the window is long) and the precise total from `/proc/<pid>/task/*/schedstat`;
+//! - during the generator's window: the server's CPU time, precisely, from
+//!   `/proc/<pid>/task/*/schedstat`;
+//! - its split into user and kernel time: this kernel (tick-based accounting at 250 Hz)
+//!   splits utime/stime by sampling at its tick, which gives a server that spends about
+//!   5% of its time in user space only a dozen user ticks in a 2 s window. So after the
+//!   window, with the load still on, the parent samples the server with `perf record -e
+//!   cpu-clock -F 10000` for one second and takes the share of samples outside the
+//!   kernel: user µs/msg = CPU µs/msg × that share. Without a working perf, utime/stime
+//!   from `/proc/<pid>/stat` (10 ms units) are used instead;
 //! - after it, with the load still on: syscalls from `perf stat --per-thread -e
 //!   raw_syscalls:sys_enter,syscalls:sys_enter_<name>... -p <server>,<generator> -- sleep 1`,
 //!   divided by the messages of that same second, which are the generator's sends (it
@@ -26,6 +37,8 @@
 //!   wildcard `syscalls:sys_enter_*` takes ~14 s to attach here, so the total comes from
 //!   `raw_syscalls:sys_enter` and the breakdown from a list of the calls an echo server
 //!   makes. perf's own CPU cost (tracepoints) therefore never lands in the CPU figures.
+//!
+//! Every run is also appended to the file `EVLOOP_BENCH_JSON` names, as one JSON line.
 //!
 //! Run: `cargo bench --bench echo [-- FILTER...]`. A bare number keeps only that C
 //! (`1`, `100`, `1000`); any other bare word keeps the servers whose name contains it
@@ -42,13 +55,20 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use evloop::selector::{Interest, Selector};
 use evloop::transport::{Protocol, ServerOptions, Transport};
 
 const SERVERS: [&str; 3] = ["evloop-protocol", "evloop-streams", "tokio"];
+/// The servers of `benches/peers/echo_server.py`, one of each per Python side.
+const PYTHON_KINDS: [&str; 2] = ["protocol", "streams"];
 const CONNS: [usize; 3] = [1, 100, 1000];
 const MESSAGE: usize = 64;
 const PERF_WINDOW: Duration = Duration::from_secs(1);
+/// How long, and how often, the server is sampled for its user / kernel split.
+const USER_SAMPLE_WINDOW: Duration = Duration::from_millis(1000);
+const USER_SAMPLE_HZ: u32 = 10_000;
 /// `USER_HZ`: the unit of utime/stime in `/proc/<pid>/stat` (100 on every Linux arch
 /// that matters here).
 const CLOCK_TICKS_PER_S: f64 = 100.0;
@@ -342,9 +362,14 @@ fn parent(args: &[String]) {
     }
     let conns: Vec<usize> =
         CONNS.iter().copied().filter(|c| conn_filter.is_empty() || conn_filter.contains(c)).collect();
+    let python_servers: Vec<&'static str> = common::python_sides()
+        .into_iter()
+        .flat_map(|side| PYTHON_KINDS.iter().map(move |kind| &*format!("{side}-{kind}").leak()))
+        .collect();
     let servers: Vec<&str> = SERVERS
         .iter()
         .copied()
+        .chain(python_servers)
         .filter(|s| {
             *s == "tokio" || server_filter.is_empty() || server_filter.iter().any(|f| s.contains(f.as_str()))
         })
@@ -376,8 +401,9 @@ fn parent(args: &[String]) {
     let _ = writeln!(
         out,
         "{runs} runs per server and C, alternating servers, each in its own process; median [min-max].\n\
-         user/sys = server's utime/stime (/proc/<pid>/stat, 10 ms ticks) over the window per message; CPU = \
-         schedstat total per message;\n\
+         CPU = the server's schedstat total over the window per message; user/sys = CPU split by the share of \
+         perf record -e cpu-clock -F {USER_SAMPLE_HZ} samples in user space (1 s after the window; without \
+         perf: utime/stime);\n\
          syscalls = perf stat raw_syscalls:sys_enter on the server for {} s right after the window (load still on), \
          divided by the generator's sends counted in the same perf session (one write per message).",
         PERF_WINDOW.as_secs_f64()
@@ -420,6 +446,24 @@ fn parent(args: &[String]) {
                     sample.breakdown.iter().map(|(name, v)| format!("{name} {v:.3}")).collect::<Vec<_>>().join(", "),
                     sample.others_pct
                 );
+                let (side, kind) = server.split_once('-').unwrap_or((server, "task-per-connection"));
+                common::json_line(&[
+                    ("bench", common::Json::Str("echo")),
+                    ("case", common::Json::Str(&format!("echo_c{c}"))),
+                    ("server", common::Json::Str(server)),
+                    ("side", common::Json::Str(side)),
+                    ("kind", common::Json::Str(kind)),
+                    ("conns", common::Json::Num(c as f64)),
+                    ("run", common::Json::Num((run + 1) as f64)),
+                    ("msgs_per_s", common::Json::Num(sample.msgs_per_s)),
+                    ("p50_us", common::Json::Num(sample.p50_us)),
+                    ("p99_us", common::Json::Num(sample.p99_us)),
+                    ("user_us_per_msg", common::Json::Num(sample.user_us_per_msg)),
+                    ("sys_us_per_msg", common::Json::Num(sample.sys_us_per_msg)),
+                    ("cpu_us_per_msg", common::Json::Num(sample.cpu_us_per_msg)),
+                    ("syscalls_per_msg", common::Json::Num(sample.syscalls_per_msg.unwrap_or(f64::NAN))),
+                    ("others_pct", common::Json::Num(sample.others_pct)),
+                ]);
                 samples[s].push(sample);
             }
         }
@@ -484,7 +528,7 @@ fn parent(args: &[String]) {
         let tokio_at = servers.iter().position(|s| *s == "tokio").expect("tokio always runs");
         let tokio_rate = median(&samples[tokio_at], |x| Some(x.msgs_per_s)).unwrap_or(0.0);
         let tokio_user = median(&samples[tokio_at], |x| Some(x.user_us_per_msg)).unwrap_or(0.0);
-        for (s, server) in servers.iter().enumerate().filter(|(s, _)| *s != tokio_at) {
+        for (s, server) in servers.iter().enumerate().filter(|(_, server)| server.starts_with("evloop")) {
             let rate = median(&samples[s], |x| Some(x.msgs_per_s)).unwrap_or(0.0);
             let _ = writeln!(
                 out,
@@ -559,6 +603,30 @@ fn breakdown_medians(samples: &[Sample]) -> String {
     parts.join(", ")
 }
 
+/// The server `kind`, on CPU 0: this binary with `--server kind` for the Rust servers,
+/// `benches/peers/echo_server.py` for the Python ones ("asyncio-protocol" and so on).
+fn server_command(tools: &Tools, kind: &str) -> Command {
+    let python_side = common::PYTHON_SIDES.iter().find(|side| kind.starts_with(&format!("{side}-")));
+    let Some(side) = python_side else {
+        return pinned(tools, "0", &["--server".to_string(), kind.to_string()]);
+    };
+    let python = common::python().expect("a Python server needs EVLOOP_BENCH_PYTHON");
+    let mut command = if tools.taskset {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0"]).arg(python);
+        c
+    } else {
+        Command::new(python)
+    };
+    command.arg(common::peer_script("echo_server.py")).args([
+        "--side",
+        side,
+        "--kind",
+        &kind[side.len() + 1..],
+    ]);
+    command
+}
+
 /// A child of this bench binary, on `cpu` when taskset works.
 fn pinned(tools: &Tools, cpu: &str, args: &[String]) -> Command {
     let exe = std::env::current_exe().expect("current_exe");
@@ -624,7 +692,7 @@ fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, too
     let deadline = Instant::now() + Duration::from_secs(env_u64("EVLOOP_BENCH_TIMEOUT").unwrap_or(120));
     let who = format!("C={conns} {server}");
     let mut server_child = Reaped(
-        pinned(tools, "0", &["--server".to_string(), server.to_string()])
+        server_command(tools, server)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -682,6 +750,7 @@ fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, too
     let per_msg_us = |seconds: f64| seconds * 1e6 / window_msgs;
 
     let perf = tools.perf.as_ref().ok().map(|_| perf_syscalls(pid, load_pid));
+    let user_share = tools.perf.as_ref().ok().map(|_| perf_user_share(pid));
     let _ = writeln!(load_stdin, "stop");
     drop(load_stdin);
     let _ = load_child.0.wait();
@@ -698,6 +767,14 @@ fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, too
         others_pct,
         ..Sample::default()
     };
+    match user_share {
+        Some(Ok(share)) => {
+            sample.user_us_per_msg = sample.cpu_us_per_msg * share;
+            sample.sys_us_per_msg = sample.cpu_us_per_msg * (1.0 - share);
+        }
+        Some(Err(why)) => eprintln!("{who}: perf record failed, user/sys from clock ticks: {why}"),
+        None => {}
+    }
     if let Some(Ok((counts, messages))) = perf {
         let msgs = messages as f64;
         sample.syscalls_per_msg = counts.iter().find(|(n, _)| n == "total").map(|(_, v)| *v as f64 / msgs);
@@ -707,6 +784,52 @@ fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, too
         eprintln!("{who}: perf failed: {why}");
     }
     sample
+}
+
+/// The share of the server's CPU time spent in user space: `perf record -e cpu-clock -F
+/// USER_SAMPLE_HZ -p <server>` for `USER_SAMPLE_WINDOW` (load still on), then the share of
+/// samples whose instruction pointer is not a kernel address. This kernel splits
+/// utime/stime by sampling at its 250 Hz tick, which gives an evloop server (about 5% of
+/// its time in user space) a dozen user ticks in a 2 s window; 10 kHz gives hundreds.
+fn perf_user_share(server: u32) -> Result<f64, String> {
+    let data = std::env::temp_dir().join(format!("evloop-echo-bench-{}-{server}.perf", std::process::id()));
+    let recorded = Command::new("perf")
+        .args(["record", "-q", "-e", "cpu-clock", "-F", &USER_SAMPLE_HZ.to_string()])
+        .args(["-p", &server.to_string(), "-o"])
+        .arg(&data)
+        .args(["--", "sleep", &format!("{}", USER_SAMPLE_WINDOW.as_secs_f64())])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| format!("cannot run perf record: {e}"))?;
+    if !recorded.status.success() {
+        let _ = std::fs::remove_file(&data);
+        return Err(format!("perf record: {}", String::from_utf8_lossy(&recorded.stderr).trim()));
+    }
+    let script = Command::new("perf")
+        .args(["script", "-F", "ip", "-i"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run perf script: {e}"));
+    let _ = std::fs::remove_file(&data);
+    let script = script?;
+    let (mut user, mut kernel) = (0u64, 0u64);
+    for line in String::from_utf8_lossy(&script.stdout).lines() {
+        let Ok(ip) = u64::from_str_radix(line.trim(), 16) else { continue };
+        // x86-64 and aarch64 kernels live in the top half of the address space.
+        if ip >= 1 << 63 {
+            kernel += 1;
+        } else {
+            user += 1;
+        }
+    }
+    if user + kernel < 100 {
+        return Err(format!("only {} samples", user + kernel));
+    }
+    Ok(user as f64 / (user + kernel) as f64)
 }
 
 /// Busy clock ticks of all CPUs together (the `cpu` line of /proc/stat: all but idle and

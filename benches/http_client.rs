@@ -22,6 +22,11 @@
 //!   headers (Host, User-Agent, Accept, Accept-Encoding, Connection); each child checks
 //!   that it got 10,000 × 200 and 10,000 × 1024 body bytes.
 //!
+//! - asyncio and uvloop sides (only when `EVLOOP_BENCH_PYTHON` names an interpreter with
+//!   aiohttp, see benches/common): `benches/peers/http_client_aiohttp.py`, an
+//!   `aiohttp.ClientSession` with a connector limited to 100, 100 coroutines looping `get`
+//!   + `read()`, on asyncio's loop or uvloop's.
+//!
 //! Requests/s = requests / wall time of the child's window; the harness's table gives the
 //! client's CPU per request and peak RSS.
 //!
@@ -62,6 +67,8 @@ const ADDR_ENV: &str = "EVLOOP_HTTP_BENCH_ADDR";
 /// Where each client child appends its result line, for the requests/s summary.
 const LOG_ENV: &str = "EVLOOP_HTTP_BENCH_LOG";
 const USER_AGENT: &str = "evloop-bench/0.1";
+/// The Python sides' client (aiohttp on asyncio or on uvloop), in `benches/peers/`.
+const PYTHON_PEER: &str = "http_client_aiohttp.py";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -70,7 +77,7 @@ fn main() {
         return;
     }
     if args.iter().any(|a| a == "--side") {
-        common::main(TITLE, ABOUT, &CASES, child);
+        common::main(TITLE, ABOUT, &CASES, Some(PYTHON_PEER), child);
         return;
     }
     parent();
@@ -97,7 +104,7 @@ fn parent() {
     std::env::set_var(LOG_ENV, &log);
 
     let server_cpu_before = server.cpu_ns();
-    common::main(TITLE, ABOUT, &CASES, child);
+    common::main(TITLE, ABOUT, &CASES, Some(PYTHON_PEER), child);
     let server_cpu = server.cpu_ns().saturating_sub(server_cpu_before);
     print!("{}", requests_per_second_summary(&log, server_cpu));
     let _ = std::fs::remove_file(&log);
@@ -126,7 +133,9 @@ fn pin_self_to_cpu0() {
 /// `server_cpu_ns`: the server's CPU time over all the runs of both sides.
 fn requests_per_second_summary(log: &Path, server_cpu_ns: u64) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let mut per_side: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut sides: Vec<&str> = common::SIDES.to_vec();
+    sides.extend(common::python_sides());
+    let mut per_side: Vec<Vec<f64>> = vec![Vec::new(); sides.len()];
     let mut requests = 0.0;
     let mut wall_s = 0.0;
     for line in text.lines() {
@@ -135,7 +144,7 @@ fn requests_per_second_summary(log: &Path, server_cpu_ns: u64) -> String {
             continue;
         };
         let (Ok(ops), Ok(wall_ns)) = (ops.parse::<f64>(), wall_ns.parse::<f64>()) else { continue };
-        if let Some(i) = common::SIDES.iter().position(|s| *s == side) {
+        if let Some(i) = sides.iter().position(|s| *s == side) {
             per_side[i].push(ops / (wall_ns / 1e9));
             requests += ops;
             wall_s += wall_ns / 1e9;
@@ -146,7 +155,7 @@ fn requests_per_second_summary(log: &Path, server_cpu_ns: u64) -> String {
         let _ = writeln!(out, "(no requests/s figures: a side did not run)");
         return out;
     }
-    for (i, side) in common::SIDES.iter().enumerate() {
+    for (i, side) in sides.iter().enumerate() {
         let (med, min, max) = median_min_max(&mut per_side[i]);
         let _ =
             writeln!(out, "{:<22} {:<7} requests/s {:.0} [{:.0}-{:.0}]", CASES[0].name, side, med, min, max);
@@ -154,7 +163,7 @@ fn requests_per_second_summary(log: &Path, server_cpu_ns: u64) -> String {
     // Not the bottleneck if it was busy for well under the clients' wall time.
     let _ = writeln!(
         out,
-        "{:<22} server (both sides, all runs): CPU {:.0} ns/request, busy {:.0}% of the clients' wall time",
+        "{:<22} server (all sides, all runs): CPU {:.0} ns/request, busy {:.0}% of the clients' wall time",
         "",
         server_cpu_ns as f64 / requests,
         100.0 * server_cpu_ns as f64 / 1e9 / wall_s
@@ -519,6 +528,17 @@ fn fetch_case(addr: &str) -> String {
         eprintln!("fetch_200mib run {}/{runs}: wall {:.2} s, peak {:.1} MiB", run + 1, wall, peak);
         peaks.push(peak);
         walls.push(wall);
+    }
+    for (run, (peak, wall)) in peaks.iter().zip(&walls).enumerate() {
+        common::json_line(&[
+            ("bench", common::Json::Str("http_client")),
+            ("case", common::Json::Str("fetch_200mib")),
+            ("side", common::Json::Str("evloop")),
+            ("run", common::Json::Num((run + 1) as f64)),
+            ("bytes", common::Json::Num(BIG as f64)),
+            ("wall_s", common::Json::Num(*wall)),
+            ("peak_mib", common::Json::Num(*peak)),
+        ]);
     }
     let (peak, peak_min, peak_max) = median_min_max(&mut peaks);
     let (wall, wall_min, wall_max) = median_min_max(&mut walls);

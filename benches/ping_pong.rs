@@ -24,6 +24,7 @@ fn main() {
             max_cpu_ns_per_op: Some(86.0),
             max_peak_mib: None,
         }],
+        Some("loop_core.py"),
         child,
     );
 }

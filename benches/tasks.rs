@@ -29,6 +29,7 @@ fn main() {
             // 300 bytes per task for a million tasks, plus a few MiB of process.
             max_peak_mib: Some(290.0),
         }],
+        Some("loop_core.py"),
         child,
     );
 }

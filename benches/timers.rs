@@ -49,6 +49,7 @@ fn main() {
                 max_peak_mib: None,
             },
         ],
+        Some("loop_core.py"),
         child,
     );
 }

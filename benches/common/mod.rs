@@ -14,19 +14,89 @@
 //! - peak RSS: `VmHWM` from `/proc/self/status` after the work, and `VmRSS` just before it
 //!   (the "+work" column is their difference).
 //!
+//! Python peers: when `EVLOOP_BENCH_PYTHON` names a Python interpreter (benches/compare.sh
+//! points it at a virtualenv with uvloop and aiohttp), a bench that has a Python peer
+//! script (`benches/peers/*.py`) also runs the sides named in `EVLOOP_BENCH_PY_SIDES`
+//! (default `asyncio,uvloop`): the child is then `<python> benches/peers/<script> --side
+//! <asyncio|uvloop> --case <name> --n <ops>`, which measures the same way and prints the
+//! same result line. Without `EVLOOP_BENCH_PYTHON`, `cargo bench` compares evloop and tokio
+//! only.
+//!
 //! Arguments the parent does not know (`--bench`, which `cargo bench` passes, and any other
 //! `--flag`) are ignored; a bare word keeps only the cases whose name contains it.
 //! Environment: `EVLOOP_BENCH_RUNS` (runs per side, default 3), `EVLOOP_BENCH_N`
-//! (operations per run, default: each case's own) and `EVLOOP_BENCH_TIMEOUT` (seconds a
-//! child may run before it is killed and the bench fails, default 120).
+//! (operations per run, default: each case's own), `EVLOOP_BENCH_TIMEOUT` (seconds a
+//! child may run before it is killed and the bench fails, default 120), and
+//! `EVLOOP_BENCH_JSON`: a file to which every run is appended as one JSON line (what
+//! benches/compare.sh reads).
+
+// Each bench uses its own part of this module.
+#![allow(dead_code)]
 
 use std::fmt::Write as _;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The two implementations compared in every row.
 pub const SIDES: [&str; 2] = ["evloop", "tokio"];
+
+/// The Python loops a bench with a peer script can run as well.
+pub const PYTHON_SIDES: [&str; 2] = ["asyncio", "uvloop"];
+
+/// The interpreter named by `EVLOOP_BENCH_PYTHON`, if any.
+pub fn python() -> Option<String> {
+    std::env::var("EVLOOP_BENCH_PYTHON").ok().filter(|p| !p.is_empty())
+}
+
+/// The Python sides to run: none without `EVLOOP_BENCH_PYTHON`, else those of
+/// `EVLOOP_BENCH_PY_SIDES` (default both).
+pub fn python_sides() -> Vec<&'static str> {
+    if python().is_none() {
+        return Vec::new();
+    }
+    let wanted = std::env::var("EVLOOP_BENCH_PY_SIDES").unwrap_or_else(|_| PYTHON_SIDES.join(","));
+    PYTHON_SIDES.iter().copied().filter(|side| wanted.split(',').any(|w| w.trim() == *side)).collect()
+}
+
+/// `benches/peers/<script>`.
+pub fn peer_script(script: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/peers").join(script)
+}
+
+/// A value for [`json_line`].
+pub enum Json<'a> {
+    Str(&'a str),
+    Num(f64),
+}
+
+/// Appends one JSON object, the given fields in order, to the file `EVLOOP_BENCH_JSON`
+/// names (nothing when unset). Strings here are our own names, so escaping `"` and `\`
+/// is enough.
+pub fn json_line(fields: &[(&str, Json)]) {
+    let Ok(path) = std::env::var("EVLOOP_BENCH_JSON") else { return };
+    let mut line = String::from("{");
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            line.push_str(", ");
+        }
+        let _ = match value {
+            Json::Str(text) => {
+                write!(line, "\"{key}\": \"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+            }
+            Json::Num(v) if v.is_finite() => write!(line, "\"{key}\": {v}"),
+            Json::Num(_) => write!(line, "\"{key}\": null"),
+        };
+    }
+    line.push_str("}\n");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open EVLOOP_BENCH_JSON {path}: {e}"));
+    file.write_all(line.as_bytes()).unwrap_or_else(|e| panic!("write EVLOOP_BENCH_JSON {path}: {e}"));
+}
 
 const RESULT_PREFIX: &str = "EVLOOP_BENCH_RESULT";
 
@@ -145,7 +215,15 @@ pub struct Case {
 
 /// Runs the child part when called with `--side`, else the parent part. `child` does the
 /// work of one side of one case with `n` operations and returns its measurement.
-pub fn main(title: &str, about: &str, cases: &[Case], child: fn(side: &str, case: &str, n: u64) -> Sample) {
+/// `python_peer` names the bench's script in `benches/peers/`, which the Python sides run
+/// (see the module's header); `None` when the bench has no Python peer.
+pub fn main(
+    title: &str,
+    about: &str,
+    cases: &[Case],
+    python_peer: Option<&str>,
+    child: fn(side: &str, case: &str, n: u64) -> Sample,
+) {
     let args = Args::parse();
     if let Some(side) = &args.side {
         let case = args.case.as_deref().expect("--side needs --case");
@@ -154,6 +232,10 @@ pub fn main(title: &str, about: &str, cases: &[Case], child: fn(side: &str, case
         println!("{}", sample.to_line());
         return;
     }
+    let mut sides: Vec<&str> = SIDES.to_vec();
+    if python_peer.is_some() {
+        sides.extend(python_sides());
+    }
     let runs = env_u64("EVLOOP_BENCH_RUNS").unwrap_or(3).max(1) as usize;
     let ops_override = env_u64("EVLOOP_BENCH_N");
     let mut out = String::new();
@@ -161,10 +243,14 @@ pub fn main(title: &str, about: &str, cases: &[Case], child: fn(side: &str, case
     let _ = writeln!(out, "{about}");
     let _ = writeln!(
         out,
-        "{runs} runs per side, alternating evloop/tokio, each run in its own process; median [min-max].\n\
+        "{runs} runs per side, alternating {}, each run in its own process; median [min-max].\n\
          CPU = user+sys of the process from /proc/self/task/*/schedstat; peak = VmHWM; \
-         +work = VmHWM - VmRSS just before the work."
+         +work = VmHWM - VmRSS just before the work.",
+        sides.join("/")
     );
+    if let (Some(script), Some(python)) = (python_peer, python()) {
+        let _ = writeln!(out, "Python sides: {python} benches/peers/{script} --side <asyncio|uvloop>.");
+    }
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -176,10 +262,10 @@ pub fn main(title: &str, about: &str, cases: &[Case], child: fn(side: &str, case
         .filter(|c| args.filters.is_empty() || args.filters.iter().any(|f| c.name.contains(f.as_str())))
     {
         let n = ops_override.unwrap_or(case.ops);
-        let mut samples: [Vec<Sample>; 2] = [Vec::new(), Vec::new()];
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); sides.len()];
         for run in 0..runs {
-            for (i, side) in SIDES.iter().enumerate() {
-                let sample = run_child(side, case.name, n);
+            for (i, side) in sides.iter().enumerate() {
+                let sample = run_child(side, case.name, n, python_peer);
                 eprintln!(
                     "{} {side} run {}/{runs}: wall {:.1} ms, CPU {:.1} ns/op, peak {:.1} MiB, +work {:.1} MiB",
                     case.name,
@@ -189,10 +275,21 @@ pub fn main(title: &str, about: &str, cases: &[Case], child: fn(side: &str, case
                     sample.peak_mib(),
                     sample.work_mib()
                 );
+                json_line(&[
+                    ("bench", Json::Str(title)),
+                    ("case", Json::Str(case.name)),
+                    ("side", Json::Str(side)),
+                    ("run", Json::Num((run + 1) as f64)),
+                    ("ops", Json::Num(sample.ops as f64)),
+                    ("wall_ns", Json::Num(sample.wall_ns as f64)),
+                    ("cpu_ns", Json::Num(sample.cpu_ns as f64)),
+                    ("hwm_kib", Json::Num(sample.hwm_kib as f64)),
+                    ("base_kib", Json::Num(sample.base_kib as f64)),
+                ]);
                 samples[i].push(sample);
             }
         }
-        for (i, side) in SIDES.iter().enumerate() {
+        for (i, side) in sides.iter().enumerate() {
             let s = &samples[i];
             let _ = writeln!(
                 out,
@@ -206,24 +303,26 @@ pub fn main(title: &str, about: &str, cases: &[Case], child: fn(side: &str, case
                 stat(s, Sample::work_mib, 1),
             );
         }
-        let [ev, tk] = &samples;
-        // A ratio of two near-zero memory figures means nothing: say so instead.
-        let ratio = |f: fn(&Sample) -> f64, min_denominator: f64| {
-            let (a, b) = (median(ev, f), median(tk, f));
-            if b < min_denominator {
-                "n/a".to_string()
-            } else {
-                format!("{:.2}x", a / b)
-            }
-        };
-        let _ = writeln!(
-            out,
-            "{:<22} evloop/tokio (medians): CPU ns/op {}, peak {}, +work {}",
-            "",
-            ratio(Sample::cpu_ns_per_op, 0.0),
-            ratio(Sample::peak_mib, 1.0),
-            ratio(Sample::work_mib, 1.0)
-        );
+        let ev = &samples[0];
+        for (peer, theirs) in sides.iter().zip(&samples).skip(1) {
+            // A ratio of two near-zero memory figures means nothing: say so instead.
+            let ratio = |f: fn(&Sample) -> f64, min_denominator: f64| {
+                let (a, b) = (median(ev, f), median(theirs, f));
+                if b < min_denominator {
+                    "n/a".to_string()
+                } else {
+                    format!("{:.2}x", a / b)
+                }
+            };
+            let _ = writeln!(
+                out,
+                "{:<22} evloop/{peer} (medians): CPU ns/op {}, peak {}, +work {}",
+                "",
+                ratio(Sample::cpu_ns_per_op, 0.0),
+                ratio(Sample::peak_mib, 1.0),
+                ratio(Sample::work_mib, 1.0)
+            );
+        }
         if let Some(max) = case.max_cpu_ns_per_op {
             let got = median(ev, Sample::cpu_ns_per_op);
             let _ = writeln!(
@@ -276,10 +375,18 @@ fn stat(samples: &[Sample], f: fn(&Sample) -> f64, decimals: usize) -> String {
     format!("{:.*} [{:.*}-{:.*}]", decimals, median(samples, f), decimals, min, decimals, max)
 }
 
-fn run_child(side: &str, case: &str, n: u64) -> Sample {
+/// This binary again for the Rust sides, the peer script for the Python ones.
+fn run_child(side: &str, case: &str, n: u64, python_peer: Option<&str>) -> Sample {
     let limit = Duration::from_secs(env_u64("EVLOOP_BENCH_TIMEOUT").unwrap_or(120));
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut child = Command::new(exe)
+    let mut command = if PYTHON_SIDES.contains(&side) {
+        let python = python().expect("a Python side needs EVLOOP_BENCH_PYTHON");
+        let mut command = Command::new(python);
+        command.arg(peer_script(python_peer.expect("a Python side needs a peer script")));
+        command
+    } else {
+        Command::new(std::env::current_exe().expect("current_exe"))
+    };
+    let mut child = command
         .args(["--side", side, "--case", case, "--n", &n.to_string()])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
