@@ -303,3 +303,59 @@ impl Checksum {
         (last.hash, self.len)
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Property suites in the deterministic mode (issue 7): proptest settings and a watchdog
+
+/// A proptest configuration for the deterministic-mode suites: `cases` cases (unless
+/// `PROPTEST_CASES` is set), generated from the fixed `seed` (unless `PROPTEST_RNG_SEED`
+/// is set), so CI runs the same cases every time; shrinking a failure is bounded to a
+/// minute.
+#[allow(dead_code)]
+pub fn proptest_config(cases: u32, seed: u64) -> proptest::test_runner::Config {
+    use proptest::test_runner::{Config, RngSeed};
+    let default = Config::default();
+    Config {
+        cases: if std::env::var_os("PROPTEST_CASES").is_some() { default.cases } else { cases },
+        rng_seed: match default.rng_seed {
+            RngSeed::Random => RngSeed::Fixed(seed),
+            chosen => chosen,
+        },
+        max_shrink_time: 60_000,
+        ..default
+    }
+}
+
+/// Aborts the whole test process, after printing `what` (the case, with its seed), if it
+/// is not dropped within `limit` of real time: a loop spinning inside one callback, which
+/// no in-loop time limit can interrupt, fails the run instead of hanging CI.
+#[allow(dead_code)]
+pub struct Watchdog {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[allow(dead_code)]
+impl Watchdog {
+    /// Starts watching.
+    pub fn start(limit: Duration, what: impl Into<String>) -> Watchdog {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let what = what.into();
+        let thread = std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(limit) {
+                eprintln!("watchdog: still running after {limit:?}, aborting: {what}");
+                std::process::abort();
+            }
+        });
+        Watchdog { done: Some(done), thread: Some(thread) }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
