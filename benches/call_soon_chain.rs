@@ -2,6 +2,9 @@
 //! tokio's current_thread runtime running one task that does `yield_now().await` 1,000,000
 //! times. Per op = per step.
 //!
+//! With `EVLOOP_BENCH_PYTHON` set (see benches/common), asyncio and uvloop run the same
+//! chain with `loop.call_soon`: `benches/peers/loop_core.py`.
+//!
 //! Run: `cargo bench --bench call_soon_chain`.
 
 mod common;

@@ -14,6 +14,8 @@
 #                                 outside the results directory is written
 #
 # Environment: RUNS (runs per side; default 3, QUICK 1), CHART (where the SVG goes),
+# CALLGRIND=0 (no callgrind rows), CALLGRIND_CONNS (the C values of the callgrind rows;
+# default "100"),
 # EVLOOP_BENCH_VENV (the virtualenv's directory), PYTHON (the python3 that makes the
 # virtualenv and writes the report; default python3), SKIP_PYTHON=1 (evloop and tokio
 # only). Everything lands in <target dir>/bench-results/compare-<UTC time>/: results.jsonl
@@ -145,6 +147,25 @@ run_bench ping_pong "$loop_sides" "${loop_n[@]}"
 run_bench tasks "$loop_sides" "${loop_n[@]}"
 run_bench echo "$loop_sides" "${echo_env[@]}"
 run_bench http_client "$http_sides" "${http_env[@]}"
+
+# User-space instructions per echoed message, from callgrind: the one echo figure the
+# machine's other load cannot move (benches/callgrind_echo.sh).
+if [ "${CALLGRIND:-1}" = 0 ]; then
+    say "CALLGRIND=0: no callgrind rows"
+elif ! command -v valgrind >/dev/null; then
+    say "valgrind not found: no callgrind rows"
+else
+    servers=(evloop-protocol evloop-streams tokio)
+    for side in ${loop_sides//,/ }; do servers+=("$side-protocol" "$side-streams"); done
+    for c in ${CALLGRIND_CONNS:-100}; do
+        for server in "${servers[@]}"; do
+            say "callgrind: $server, C=$c ($(date +%T))"
+            EVLOOP_BENCH_JSON=$results EVLOOP_BENCH_PYTHON=$py CALLGRIND_OUT_DIR=$out_dir/callgrind \
+                benches/callgrind_echo.sh "$server" "$c" 1 2>&1 | tee -a "$log"
+            [ "${PIPESTATUS[0]}" = 0 ] || { failed+=("callgrind $server C=$c"); say "callgrind $server C=$c FAILED"; }
+        done
+    done
+fi
 
 # ---------------------------------------------------------------------------------------
 # The table and the chart.

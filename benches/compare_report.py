@@ -103,7 +103,8 @@ def meta(args):
         "cpus": os.cpu_count(),
         "mem_gib": round(mem_gib, 1),
         "kernel": platform.release(),
-        "commit": run(["git", "rev-parse", "--short", "HEAD"]),
+        # EVLOOP_BENCH_COMMIT: for a run in an exported copy of the tree, which has no .git.
+        "commit": os.environ.get("EVLOOP_BENCH_COMMIT") or run(["git", "rev-parse", "--short", "HEAD"]),
         "src_modified": bool(run(["git", "status", "--porcelain", "--", "src", "Cargo.toml"])),
         "rustc": run(["rustc", "-V"]),
         "tokio": lock_versions.get("tokio", ""),
@@ -227,7 +228,8 @@ def build_rows(records):
     rows.append(Row(f"{n} sleeping tasks: memory per task (VmHWM growth)", "B", True, 0, values(g, work_bytes_per_op)))
 
     echo = [r for r in records if r.get("bench") == "echo"]
-    conns = sorted({int(r["conns"]) for r in echo})
+    callgrind = [r for r in records if r.get("bench") == "echo_callgrind"]
+    conns = sorted({int(r["conns"]) for r in echo + callgrind})
     for kind, name in (("protocol", "Protocol"), ("streams", "streams")):
         for c in conns:
 
@@ -239,6 +241,10 @@ def build_rows(records):
                 if pick(r):
                     g.setdefault(r["side"], []).append(r)
             base = f"echo 64 B, {name} server, C={c}"
+            cg = {}
+            for r in callgrind:
+                if pick(r):
+                    cg.setdefault(r["side"], []).append(r)
             rows.append(Row(f"{base}: messages/s", "msg/s", False, 0, values(g, lambda r: r["msgs_per_s"])))
             rows.append(Row(f"{base}: p99 latency", "us", True, 0, values(g, lambda r: r["p99_us"])))
             rows.append(
@@ -251,6 +257,15 @@ def build_rows(records):
                     True,
                     2,
                     values(g, lambda r: r.get("syscalls_per_msg")),
+                )
+            )
+            rows.append(
+                Row(
+                    f"{base}: user-space instructions per message (callgrind)",
+                    "",
+                    True,
+                    0,
+                    values(cg, lambda r: r["instructions_per_msg"]),
                 )
             )
 
@@ -295,8 +310,15 @@ def ratio_cell(row):
     if r is None:
         return "-"
     peer, _ = row.best_peer()
-    ahead = r < 1 if row.lower else r > 1
-    return f"{r:.2f} ({peer}) {'ahead' if ahead else 'BEHIND'}"
+    return f"{r:.2f} ({peer}) {standing(row)}"
+
+
+def standing(row):
+    """"ahead", "even" (within 1%) or "BEHIND", against the best peer."""
+    r = row.ratio()
+    if abs(r - 1) < 0.01:
+        return "even"
+    return "ahead" if (r < 1 if row.lower else r > 1) else "BEHIND"
 
 
 def uvloop_cell(row):
@@ -453,20 +475,28 @@ def report(args):
     runs = max((len(v) for r in rows for v in r.values.values()), default=0)
     about = (
         f"Each cell: median [min-max] of {runs} runs per side, sides alternating, each run in its own process.\n"
-        "evloop/best peer: evloop's median over the best peer's (below 1 is better for costs, above 1 for rates).\n"
+        "evloop/best peer: evloop's median over the best peer's (below 1 is better for costs, above 1 for rates; "
+        "even = within 1%).\n"
         "vs uvloop: how many times better evloop is than uvloop (the issue's target is 3x).\n"
         "Echo: the same load generator (CPU 1) for every server (CPU 0); tokio's echo server is one task per "
         "connection, in both the Protocol and the streams rows. HTTP: tokio = hyper, asyncio/uvloop = aiohttp."
     )
+    echo = [r for r in records if r.get("bench") == "echo" and r.get("others_pct") is not None]
+    if echo:
+        others = sorted(r["others_pct"] for r in echo)
+        about += (
+            f"\nEcho windows: other processes used {statistics.median(others):.0f}% of a core (median), "
+            f"{others[-1]:.0f}% at most (runs above 25% are retaken up to 3 times, keeping the quietest)."
+        )
     text = text_table(rows)
     print(meta_text(m))
     print(about)
     print()
     print(text)
-    behind = [r for r in rows if r.ratio() is not None and not (r.ratio() < 1 if r.lower else r.ratio() > 1)]
+    behind = [r for r in rows if r.ratio() is not None and standing(r) != "ahead"]
     print()
     if behind:
-        print("rows where evloop is behind its best peer:")
+        print("rows where evloop is not ahead of its best peer (even = within 1%):")
         for r in behind:
             print(f"  {label(r)}: {ratio_cell(r)}")
     else:

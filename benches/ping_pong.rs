@@ -2,6 +2,9 @@
 //! current_thread runtime through two `tokio::sync::Notify`s. Per op = one round trip
 //! (two wake-ups, two task steps).
 //!
+//! With `EVLOOP_BENCH_PYTHON` set (see benches/common), asyncio and uvloop run the same
+//! exchange through two `asyncio.Event`s: `benches/peers/loop_core.py`.
+//!
 //! Run: `cargo bench --bench ping_pong`.
 
 mod common;

@@ -2,6 +2,9 @@
 //! tokio's current_thread runtime doing the same. Per op = per task: spawn, sleep, wake,
 //! finish. Bytes per task = "+work MiB" × 1,048,576 / 1,000,000.
 //!
+//! With `EVLOOP_BENCH_PYTHON` set (see benches/common), asyncio and uvloop run the same
+//! tasks with `asyncio.sleep`: `benches/peers/loop_core.py`.
+//!
 //! Run: `cargo bench --bench tasks`.
 
 mod common;

@@ -9,6 +9,9 @@
 //!
 //! Per op = per timer scheduled (1,000,000 in both cases).
 //!
+//! With `EVLOOP_BENCH_PYTHON` set (see benches/common), asyncio and uvloop run the same
+//! delays with `loop.call_later` (and `TimerHandle.cancel`): `benches/peers/loop_core.py`.
+//!
 //! Run: `cargo bench --bench timers` (`-- cancel` keeps only the matching case).
 
 mod common;
