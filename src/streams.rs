@@ -7,8 +7,12 @@
 //! - reading: above twice the limit (64 KiB by default) the transport stops reading, and it
 //!   resumes once the buffer is back at or below the limit (asyncio's rule);
 //! - writing: `drain().await` waits while the transport has told the protocol to pause.
+//!
+//! Memory: a connection's reader, writer and protocol share one `StreamState`, and a big
+//! read buffer is let go once emptied (a small one is kept for the next message), so an
+//! idle connection holds little.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
@@ -20,13 +24,18 @@ use std::task::{Context, Poll, Waker};
 use bytes::{Bytes, BytesMut};
 
 use crate::event_loop::{get_running_loop, EventLoop};
-use crate::sync::Event;
 use crate::sys::socket::SockAddr;
 use crate::tasks::create_task;
 use crate::transport::{Protocol, Server, ServerOptions, Transport};
 
 /// asyncio's default buffer limit for a `StreamReader`.
 pub const DEFAULT_LIMIT: usize = 64 * 1024;
+
+/// The largest read buffer a reader keeps once it is emptied. Keeping a small one means
+/// a connection trading small messages allocates nothing per message (the next
+/// `feed_data` reuses it once the bytes handed out are dropped); a bigger one is let go,
+/// so an idle connection does not sit on it.
+const KEEP_EMPTIED_BUFFER: usize = 4096;
 
 /// Why a read gave less than asked (asyncio's `IncompleteReadError` and
 /// `LimitOverrunError`, and the connection's own error).
@@ -88,7 +97,6 @@ impl From<StreamError> for io::Error {
 }
 
 /// A copy of a connection error for each reader that asks (io::Error is not `Clone`).
-#[derive(Clone)]
 struct StoredError {
     kind: io::ErrorKind,
     raw: Option<i32>,
@@ -108,93 +116,170 @@ impl StoredError {
     }
 }
 
+/// What a connection's reader, writer and protocol share: one allocation per connection
+/// (a reader made with [`StreamReader::new`] has it to itself).
+struct StreamState {
+    reader: ReaderState,
+    writer: WriterState,
+}
+
+/// The reader's side (asyncio's `StreamReader` attributes). Every connection has one
+/// for as long as it lives, so it is kept small: the error is boxed and set once, and the
+/// transport sits in a `Cell` (no borrow flag), used through
+/// [`with_transport`](Self::with_transport).
 struct ReaderState {
     buffer: RefCell<BytesMut>,
     eof: Cell<bool>,
-    error: RefCell<Option<StoredError>>,
+    paused: Cell<bool>,
+    /// The buffer's storage grew past [`KEEP_EMPTIED_BUFFER`]: let it go once emptied.
+    big: Cell<bool>,
+    /// What ended the stream, if it failed (boxed: almost every connection ends without).
+    error: OnceCell<Box<StoredError>>,
     waiter: Cell<Option<Waker>>,
     limit: usize,
-    transport: RefCell<Option<Transport>>,
+    /// Set by `connection_made`, cleared by `connection_lost`; for pausing reading.
+    transport: Cell<Option<Transport>>,
+}
+
+impl ReaderState {
+    /// Calls `f` with the transport, if there is one.
+    fn with_transport(&self, f: impl FnOnce(&Transport)) {
+        let transport = self.transport.take();
+        if let Some(transport) = &transport {
+            f(transport);
+        }
+        self.transport.set(transport);
+    }
+}
+
+/// The writer's side (asyncio's `FlowControlMixin` and the protocol's `_closed` future).
+struct WriterState {
+    /// The transport asked the protocol to pause writing.
     paused: Cell<bool>,
+    /// `connection_lost` was called.
+    lost: Cell<bool>,
+    /// Coroutines in `drain` or `wait_closed`, woken when writing resumes or the
+    /// connection is lost; each looks again at what it waits for. A `Cell` taken and put
+    /// back, as no borrow needs to outlive a call.
+    waiters: Cell<Vec<Waker>>,
+}
+
+impl WriterState {
+    fn park(&self, waker: &Waker) {
+        let mut waiters = self.waiters.take();
+        if !waiters.iter().any(|w| w.will_wake(waker)) {
+            waiters.push(waker.clone());
+        }
+        self.waiters.set(waiters);
+    }
+
+    fn wake_all(&self) {
+        self.waiters.take().into_iter().for_each(Waker::wake);
+    }
+}
+
+impl StreamState {
+    fn new(limit: usize) -> Rc<StreamState> {
+        Rc::new(StreamState {
+            reader: ReaderState {
+                buffer: RefCell::new(BytesMut::new()),
+                eof: Cell::new(false),
+                paused: Cell::new(false),
+                big: Cell::new(false),
+                error: OnceCell::new(),
+                waiter: Cell::new(None),
+                limit: limit.max(1),
+                transport: Cell::new(None),
+            },
+            writer: WriterState {
+                paused: Cell::new(false),
+                lost: Cell::new(false),
+                waiters: Cell::new(Vec::new()),
+            },
+        })
+    }
 }
 
 /// The reading half of a stream connection (asyncio's `asyncio.StreamReader`).
 pub struct StreamReader {
-    state: Rc<ReaderState>,
+    shared: Rc<StreamState>,
 }
 
 impl StreamReader {
     /// A reader with the given buffer limit, fed by [`feed_data`](Self::feed_data) and
     /// [`feed_eof`](Self::feed_eof) (asyncio's `StreamReader(limit=...)`).
     pub fn new(limit: usize) -> StreamReader {
-        StreamReader {
-            state: Rc::new(ReaderState {
-                buffer: RefCell::new(BytesMut::new()),
-                eof: Cell::new(false),
-                error: RefCell::new(None),
-                waiter: Cell::new(None),
-                limit: limit.max(1),
-                transport: RefCell::new(None),
-                paused: Cell::new(false),
-            }),
-        }
+        StreamReader { shared: StreamState::new(limit) }
     }
 
-    fn share(&self) -> StreamReader {
-        StreamReader { state: self.state.clone() }
+    fn state(&self) -> &ReaderState {
+        &self.shared.reader
     }
 
     /// Appends bytes to the buffer and wakes a waiting read (asyncio's `feed_data`).
     pub fn feed_data(&self, data: &[u8]) {
-        let state = &self.state;
-        state.buffer.borrow_mut().extend_from_slice(data);
+        let state = self.state();
+        {
+            let mut buffer = state.buffer.borrow_mut();
+            buffer.extend_from_slice(data);
+            if buffer.capacity() > KEEP_EMPTIED_BUFFER {
+                state.big.set(true);
+            }
+        }
         self.wake();
         if !state.paused.get() && state.buffer.borrow().len() > 2 * state.limit {
-            if let Some(transport) = state.transport.borrow().as_ref() {
+            state.with_transport(|transport| {
                 transport.pause_reading();
                 state.paused.set(true);
-            }
+            });
         }
     }
 
     /// Marks the end of the stream (asyncio's `feed_eof`).
     pub fn feed_eof(&self) {
-        self.state.eof.set(true);
+        self.state().eof.set(true);
         self.wake();
     }
 
     /// Ends the stream with an error that reads will return (asyncio's `set_exception`).
+    /// The first error is the one kept: it is what ended the stream.
     pub fn set_exception(&self, error: &io::Error) {
-        *self.state.error.borrow_mut() = Some(StoredError::new(error));
+        let _ = self.state().error.set(Box::new(StoredError::new(error)));
         self.wake();
     }
 
     fn wake(&self) {
-        if let Some(waker) = self.state.waiter.take() {
+        if let Some(waker) = self.state().waiter.take() {
             waker.wake();
         }
     }
 
     /// True once the stream ended and the buffer is empty (asyncio's `at_eof`).
     pub fn at_eof(&self) -> bool {
-        self.state.eof.get() && self.state.buffer.borrow().is_empty()
+        self.state().eof.get() && self.state().buffer.borrow().is_empty()
     }
 
     /// The buffer limit.
     pub fn limit(&self) -> usize {
-        self.state.limit
+        self.state().limit
     }
 
     /// Splits `n` bytes off the front of the buffer, resuming the transport if the
-    /// buffer is back within its limit.
+    /// buffer is back within its limit. An emptied buffer whose storage is big is let go
+    /// (the bytes handed out keep what they use); a small one is kept for the next data.
     fn take(&self, n: usize) -> Bytes {
-        let state = &self.state;
-        let data = state.buffer.borrow_mut().split_to(n).freeze();
+        let state = self.state();
+        let data = {
+            let mut buffer = state.buffer.borrow_mut();
+            let data = buffer.split_to(n).freeze();
+            if buffer.is_empty() && state.big.replace(false) {
+                *buffer = BytesMut::new();
+            }
+            data
+        };
         if state.paused.get() && state.buffer.borrow().len() <= state.limit {
             state.paused.set(false);
-            if let Some(transport) = state.transport.borrow().as_ref() {
-                transport.resume_reading();
-            }
+            state.with_transport(Transport::resume_reading);
         }
         data
     }
@@ -203,15 +288,14 @@ impl StreamReader {
     /// A read that needs more than the buffer may hold resumes a paused transport first
     /// (asyncio's `_wait_for_data`), or it would wait forever.
     fn wait(&self, cx: &Context<'_>) -> Poll<Result<Bytes, StreamError>> {
-        if let Some(error) = self.state.error.borrow().as_ref() {
+        let state = self.state();
+        if let Some(error) = state.error.get() {
             return Poll::Ready(Err(StreamError::Io(error.to_error())));
         }
-        if self.state.paused.replace(false) {
-            if let Some(transport) = self.state.transport.borrow().as_ref() {
-                transport.resume_reading();
-            }
+        if state.paused.replace(false) {
+            state.with_transport(Transport::resume_reading);
         }
-        self.state.waiter.set(Some(cx.waker().clone()));
+        state.waiter.set(Some(cx.waker().clone()));
         Poll::Pending
     }
 
@@ -222,11 +306,11 @@ impl StreamReader {
     }
 
     fn poll_read(&self, cx: &Context<'_>, n: usize) -> Poll<Result<Bytes, StreamError>> {
-        let available = self.state.buffer.borrow().len();
+        let available = self.state().buffer.borrow().len();
         if n == 0 || available > 0 {
             return Poll::Ready(Ok(self.take(available.min(n))));
         }
-        if self.state.eof.get() {
+        if self.state().eof.get() {
             return Poll::Ready(Ok(Bytes::new()));
         }
         self.wait(cx)
@@ -235,8 +319,8 @@ impl StreamReader {
     /// Reads until the end of the stream (asyncio's `read(-1)`).
     pub async fn read_to_end(&self) -> Result<Bytes, StreamError> {
         poll_fn(|cx| {
-            if self.state.eof.get() {
-                let len = self.state.buffer.borrow().len();
+            if self.state().eof.get() {
+                let len = self.state().buffer.borrow().len();
                 return Poll::Ready(Ok(self.take(len)));
             }
             self.wait(cx)
@@ -248,11 +332,11 @@ impl StreamReader {
     /// the end (asyncio's `readexactly`).
     pub async fn readexactly(&self, n: usize) -> Result<Bytes, StreamError> {
         poll_fn(|cx| {
-            let available = self.state.buffer.borrow().len();
+            let available = self.state().buffer.borrow().len();
             if available >= n {
                 return Poll::Ready(Ok(self.take(n)));
             }
-            if self.state.eof.get() {
+            if self.state().eof.get() {
                 let partial = self.take(available);
                 return Poll::Ready(Err(StreamError::IncompleteRead { partial, expected: Some(n) }));
             }
@@ -279,7 +363,7 @@ impl StreamReader {
     ) -> Poll<Result<Bytes, StreamError>> {
         assert!(!separator.is_empty(), "readuntil needs a non-empty separator");
         let found = {
-            let buffer = self.state.buffer.borrow();
+            let buffer = self.state().buffer.borrow();
             let from = searched.saturating_sub(separator.len() - 1);
             let found =
                 buffer[from..].windows(separator.len()).position(|w| w == separator).map(|i| from + i);
@@ -287,14 +371,14 @@ impl StreamReader {
             found
         };
         match found {
-            Some(at) if at + separator.len() > self.state.limit => {
+            Some(at) if at + separator.len() > self.state().limit => {
                 Poll::Ready(Err(StreamError::LimitOverrun { consumed: at + separator.len() }))
             }
             Some(at) => Poll::Ready(Ok(self.take(at + separator.len()))),
-            None if *searched > self.state.limit => {
+            None if *searched > self.state().limit => {
                 Poll::Ready(Err(StreamError::LimitOverrun { consumed: *searched }))
             }
-            None if self.state.eof.get() => {
+            None if self.state().eof.get() => {
                 let partial = self.take(*searched);
                 Poll::Ready(Err(StreamError::IncompleteRead { partial, expected: None }))
             }
@@ -314,8 +398,8 @@ impl StreamReader {
         match self.poll_readuntil(cx, b"\n", searched) {
             Poll::Ready(Err(StreamError::IncompleteRead { partial, .. })) => Poll::Ready(Ok(partial)),
             Poll::Ready(Err(StreamError::LimitOverrun { consumed })) => {
-                let buffer_len = self.state.buffer.borrow().len();
-                let newline = self.state.buffer.borrow().iter().position(|b| *b == b'\n');
+                let buffer_len = self.state().buffer.borrow().len();
+                let newline = self.state().buffer.borrow().iter().position(|b| *b == b'\n');
                 drop(self.take(newline.map_or(buffer_len, |at| at + 1)));
                 Poll::Ready(Err(StreamError::LimitOverrun { consumed }))
             }
@@ -333,9 +417,9 @@ impl StreamReader {
 impl fmt::Debug for StreamReader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamReader")
-            .field("buffered", &self.state.buffer.borrow().len())
-            .field("eof", &self.state.eof.get())
-            .field("paused", &self.state.paused.get())
+            .field("buffered", &self.state().buffer.borrow().len())
+            .field("eof", &self.state().eof.get())
+            .field("paused", &self.state().paused.get())
             .finish()
     }
 }
@@ -378,30 +462,32 @@ impl futures_core::Stream for Lines<'_> {
     }
 }
 
-/// The writer's view of the connection: flow control and closing.
-struct WriterState {
-    paused: Cell<bool>,
-    drain_waiters: RefCell<Vec<Waker>>,
-    lost: RefCell<Option<StoredError>>,
-    closed: Event,
-}
-
-impl WriterState {
-    fn wake_drainers(&self) {
-        let waiters = std::mem::take(&mut *self.drain_waiters.borrow_mut());
-        waiters.into_iter().for_each(Waker::wake);
-    }
-}
-
 /// The protocol behind a stream pair (asyncio's `StreamReaderProtocol`).
 struct StreamProtocol {
     reader: StreamReader,
-    writer: Rc<WriterState>,
+}
+
+impl StreamProtocol {
+    /// The protocol of a new connection; the reader and writer come once the transport
+    /// is there ([`pair`](Self::pair)).
+    fn new(limit: usize) -> StreamProtocol {
+        StreamProtocol { reader: StreamReader::new(limit) }
+    }
+
+    /// The reader and writer of this connection.
+    fn pair(&self, transport: Transport) -> (StreamReader, StreamWriter) {
+        let shared = &self.reader.shared;
+        (StreamReader { shared: shared.clone() }, StreamWriter { transport, shared: shared.clone() })
+    }
+
+    fn writer(&self) -> &WriterState {
+        &self.reader.shared.writer
+    }
 }
 
 impl Protocol for StreamProtocol {
     fn connection_made(&mut self, transport: &Transport) {
-        *self.reader.state.transport.borrow_mut() = Some(transport.clone());
+        self.reader.state().transport.set(Some(transport.clone()));
     }
 
     fn data_received(&mut self, data: &[u8]) {
@@ -415,38 +501,34 @@ impl Protocol for StreamProtocol {
         true
     }
 
+    /// As asyncio's: a failure goes to the reader (and from there to `drain`), a clean
+    /// close is the reader's end of stream; `drain` and `wait_closed` waiters wake.
     fn connection_lost(&mut self, error: Option<io::Error>) {
         match &error {
-            Some(error) => {
-                self.reader.set_exception(error);
-                *self.writer.lost.borrow_mut() = Some(StoredError::new(error));
-            }
-            None => {
-                self.reader.feed_eof();
-                *self.writer.lost.borrow_mut() =
-                    Some(StoredError::new(&io::Error::new(io::ErrorKind::BrokenPipe, "connection closed")));
-            }
+            Some(error) => self.reader.set_exception(error),
+            None => self.reader.feed_eof(),
         }
-        *self.reader.state.transport.borrow_mut() = None;
-        self.writer.paused.set(false);
-        self.writer.wake_drainers();
-        self.writer.closed.set();
+        drop(self.reader.state().transport.take());
+        let writer = self.writer();
+        writer.lost.set(true);
+        writer.paused.set(false);
+        writer.wake_all();
     }
 
     fn pause_writing(&mut self) {
-        self.writer.paused.set(true);
+        self.writer().paused.set(true);
     }
 
     fn resume_writing(&mut self) {
-        self.writer.paused.set(false);
-        self.writer.wake_drainers();
+        self.writer().paused.set(false);
+        self.writer().wake_all();
     }
 }
 
 /// The writing half of a stream connection (asyncio's `asyncio.StreamWriter`).
 pub struct StreamWriter {
     transport: Transport,
-    state: Rc<WriterState>,
+    shared: Rc<StreamState>,
 }
 
 impl StreamWriter {
@@ -462,19 +544,33 @@ impl StreamWriter {
     }
 
     /// Waits while the transport's buffer is above its high-water mark (asyncio's
-    /// `drain`); an error once the connection is lost.
-    pub async fn drain(&self) -> io::Result<()> {
+    /// `drain`). An error once the connection is lost: the connection's error if it
+    /// failed (as asyncio raises the reader's exception), else `BrokenPipe`. A transport
+    /// that has just died (a `write` hit a reset, say) has its `connection_lost` still to
+    /// come: drain waits for it, so `write` then `drain` reports the failure, as asyncio's
+    /// drain lets `connection_lost` run before it looks.
+    ///
+    /// A plain function returning the future rather than an `async fn`: the future is
+    /// then one pointer, and it sits in every task that writes to a connection.
+    pub fn drain(&self) -> impl Future<Output = io::Result<()>> + '_ {
         poll_fn(|cx| {
-            if let Some(lost) = self.state.lost.borrow().as_ref() {
-                return Poll::Ready(Err(lost.to_error()));
+            if let Some(error) = self.shared.reader.error.get() {
+                return Poll::Ready(Err(error.to_error()));
             }
-            if !self.state.paused.get() {
+            let writer = &self.shared.writer;
+            if writer.lost.get() {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "connection closed")));
+            }
+            if self.transport.is_closed() {
+                writer.park(cx.waker());
+                return Poll::Pending;
+            }
+            if !writer.paused.get() {
                 return Poll::Ready(Ok(()));
             }
-            self.state.drain_waiters.borrow_mut().push(cx.waker().clone());
+            writer.park(cx.waker());
             Poll::Pending
         })
-        .await
     }
 
     /// Closes the writing side after the buffer is flushed (asyncio's `write_eof`).
@@ -499,7 +595,15 @@ impl StreamWriter {
 
     /// Waits until the connection is closed (asyncio's `wait_closed`).
     pub async fn wait_closed(&self) {
-        self.state.closed.wait().await;
+        poll_fn(|cx| {
+            let writer = &self.shared.writer;
+            if writer.lost.get() {
+                return Poll::Ready(());
+            }
+            writer.park(cx.waker());
+            Poll::Pending
+        })
+        .await
     }
 
     /// The transport underneath (asyncio's `StreamWriter.transport`).
@@ -519,19 +623,6 @@ impl fmt::Debug for StreamWriter {
     }
 }
 
-/// A reader, and the protocol that feeds it and keeps the writer's state.
-fn stream_protocol(limit: usize) -> (StreamReader, Rc<WriterState>, StreamProtocol) {
-    let reader = StreamReader::new(limit);
-    let writer = Rc::new(WriterState {
-        paused: Cell::new(false),
-        drain_waiters: RefCell::new(Vec::new()),
-        lost: RefCell::new(None),
-        closed: Event::new(),
-    });
-    let protocol = StreamProtocol { reader: reader.share(), writer: writer.clone() };
-    (reader, writer, protocol)
-}
-
 /// Connects to `host:port` and returns the stream pair (asyncio's
 /// `asyncio.open_connection`).
 ///
@@ -539,9 +630,10 @@ fn stream_protocol(limit: usize) -> (StreamReader, Rc<WriterState>, StreamProtoc
 /// Outside a running loop.
 pub async fn open_connection(host: &str, port: u16) -> io::Result<(StreamReader, StreamWriter)> {
     let event_loop = running_loop("open_connection");
-    let (reader, state, protocol) = stream_protocol(DEFAULT_LIMIT);
-    let (transport, _) = event_loop.create_connection(move || protocol, host, port).await?;
-    Ok((reader, StreamWriter { transport, state }))
+    let (transport, protocol) =
+        event_loop.create_connection(|| StreamProtocol::new(DEFAULT_LIMIT), host, port).await?;
+    let pair = protocol.borrow().pair(transport);
+    Ok(pair)
 }
 
 /// Connects to the Unix socket at `path` (asyncio's `asyncio.open_unix_connection`).
@@ -550,9 +642,10 @@ pub async fn open_connection(host: &str, port: u16) -> io::Result<(StreamReader,
 /// Outside a running loop.
 pub async fn open_unix_connection(path: impl AsRef<Path>) -> io::Result<(StreamReader, StreamWriter)> {
     let event_loop = running_loop("open_unix_connection");
-    let (reader, state, protocol) = stream_protocol(DEFAULT_LIMIT);
-    let (transport, _) = event_loop.create_unix_connection(move || protocol, path).await?;
-    Ok((reader, StreamWriter { transport, state }))
+    let (transport, protocol) =
+        event_loop.create_unix_connection(|| StreamProtocol::new(DEFAULT_LIMIT), path).await?;
+    let pair = protocol.borrow().pair(transport);
+    Ok(pair)
 }
 
 /// Serves `host:port`, calling `client_connected(reader, writer)` as a new task for each
@@ -589,8 +682,8 @@ where
 /// A protocol that, once connected, starts `client_connected` as a task with the pair.
 struct ClientConnected<F> {
     stream: StreamProtocol,
-    reader: Option<StreamReader>,
-    client_connected: Rc<F>,
+    /// Until `connection_made` has started the task.
+    client_connected: Option<Rc<F>>,
 }
 
 fn client_protocol_factory<F, Fut>(client_connected: F) -> impl Fn() -> ClientConnected<F>
@@ -599,9 +692,9 @@ where
     Fut: Future<Output = ()> + 'static,
 {
     let client_connected = Rc::new(client_connected);
-    move || {
-        let (reader, _state, stream) = stream_protocol(DEFAULT_LIMIT);
-        ClientConnected { stream, reader: Some(reader), client_connected: client_connected.clone() }
+    move || ClientConnected {
+        stream: StreamProtocol::new(DEFAULT_LIMIT),
+        client_connected: Some(client_connected.clone()),
     }
 }
 
@@ -612,9 +705,9 @@ where
 {
     fn connection_made(&mut self, transport: &Transport) {
         self.stream.connection_made(transport);
-        if let Some(reader) = self.reader.take() {
-            let writer = StreamWriter { transport: transport.clone(), state: self.stream.writer.clone() };
-            create_task((self.client_connected)(reader, writer));
+        if let Some(client_connected) = self.client_connected.take() {
+            let (reader, writer) = self.stream.pair(transport.clone());
+            create_task(client_connected(reader, writer));
         }
     }
 

@@ -1,7 +1,7 @@
 //! Streams (asyncio's `streams.py`): `start_server` / `open_connection`, every read
 //! coroutine, `IncompleteRead` and `LimitOverrun`, lines as an async stream, 64 MiB each
-//! way at once, flow control in both directions (`drain` and reader-side pausing), and
-//! `wait_closed`.
+//! way at once, flow control in both directions (`drain` and reader-side pausing),
+//! `wait_closed`, errors, and reads around the reader letting go of a big buffer.
 
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
@@ -261,6 +261,132 @@ fn a_read_waits_for_data_and_an_error_ends_it() {
             Err(StreamError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
             other => panic!("{other:?}"),
         }
+    });
+}
+
+#[test]
+fn the_first_error_is_the_one_kept() {
+    run_test(async {
+        let reader = StreamReader::new(DEFAULT_LIMIT);
+        reader.set_exception(&io::Error::from(io::ErrorKind::ConnectionReset));
+        reader.set_exception(&io::Error::from(io::ErrorKind::TimedOut));
+        for _ in 0..2 {
+            match reader.read(1).await {
+                Err(StreamError::Io(e)) => assert_eq!(e.kind(), io::ErrorKind::ConnectionReset),
+                other => panic!("{other:?}"),
+            }
+        }
+    });
+}
+
+/// An emptied big buffer is let go and a small one kept (idle connections hold no big
+/// buffer): neither may change what the reads return.
+#[test]
+fn reads_around_a_big_buffer_being_let_go() {
+    run_test(async {
+        let reader = StreamReader::new(DEFAULT_LIMIT);
+        // All of a big buffer at once.
+        let big = pattern(100_000, 3);
+        reader.feed_data(&big);
+        let all = reader.read(200_000).await.unwrap();
+        assert_eq!(all, &big[..]);
+        reader.feed_data(b"small");
+        assert_eq!(reader.read(100).await.unwrap(), &b"small"[..]);
+
+        // A big buffer emptied by a small read of its rest.
+        let mut lines = vec![b'x'; 10_000];
+        lines.extend_from_slice(b"\ntail");
+        reader.feed_data(&lines);
+        let line = reader.readline().await.unwrap();
+        assert_eq!(line.len(), 10_001);
+        assert_eq!(reader.read(4).await.unwrap(), &b"tail"[..]);
+        reader.feed_data(b"more\n");
+        assert_eq!(reader.readline().await.unwrap(), &b"more\n"[..]);
+
+        // A small buffer, emptied and filled again many times.
+        for i in 0..100u8 {
+            reader.feed_data(&[i; 64]);
+            assert_eq!(reader.readexactly(64).await.unwrap(), &[i; 64][..]);
+        }
+        // What was handed out is untouched by all of that.
+        assert_eq!(all, &big[..]);
+        assert!(line.iter().take(10_000).all(|&b| b == b'x'));
+        reader.feed_eof();
+        assert!(reader.at_eof());
+    });
+}
+
+#[test]
+fn drains_and_wait_closed_all_wake_when_the_connection_goes() {
+    run_test(async {
+        // The server keeps its pair and never reads, so the client's writes pile up.
+        let held = Rc::new(RefCell::new(Vec::new()));
+        let keep = held.clone();
+        let server = start_server(
+            move |reader, writer| {
+                keep.borrow_mut().push((reader, writer));
+                async {}
+            },
+            "127.0.0.1",
+            0,
+        )
+        .await
+        .unwrap();
+        let (_reader, writer) = open_connection("127.0.0.1", port_of(&server)).await.unwrap();
+        let writer = Rc::new(writer);
+        writer.write(&pattern(32 << 20, 5));
+        let drains: Vec<_> = (0..2)
+            .map(|_| {
+                let writer = writer.clone();
+                create_task(async move { writer.drain().await })
+            })
+            .collect();
+        let closed = {
+            let writer = writer.clone();
+            create_task(async move { writer.wait_closed().await })
+        };
+        for _ in 0..3 {
+            sleep(Duration::ZERO).await;
+        }
+        assert!(drains.iter().all(|d| !d.done()) && !closed.done(), "nobody should be done yet");
+
+        writer.transport().abort();
+        for drain in drains {
+            let error = drain.await.unwrap().expect_err("drain on a lost connection");
+            assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+        }
+        closed.await.unwrap();
+        for (_, writer) in held.borrow_mut().drain(..) {
+            writer.close();
+        }
+        server.close();
+        server.wait_closed().await;
+    });
+}
+
+/// asyncio's drain lets a pending `connection_lost` run before it looks: a write that
+/// killed the transport is reported by the drain right after it.
+#[test]
+fn drain_right_after_a_write_that_hit_a_reset_is_an_error() {
+    run_test(async {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (_reader, writer) = open_connection("127.0.0.1", port).await.unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        writer.write(b"never read");
+        // Closing with unread data in its receive queue makes the peer send a reset.
+        peer.peek(&mut [0u8; 1]).unwrap();
+        drop(peer);
+        // Let the reset arrive without giving the loop a turn to notice it.
+        std::thread::sleep(Duration::from_millis(50));
+        writer.write(b"into the void");
+        assert!(writer.is_closing(), "the send should have failed and closed the transport");
+        let error = writer.drain().await.expect_err("drain after a failed write");
+        assert!(
+            matches!(error.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe),
+            "{error:?}"
+        );
+        writer.wait_closed().await;
     });
 }
 

@@ -527,6 +527,50 @@ fn peer_and_local_addresses() {
 }
 
 #[test]
+fn addresses_are_looked_up_when_first_asked_for_and_kept() {
+    run_test(async {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server_addr = SockAddr::Inet(SocketAddr::from(([127, 0, 0, 1], port)));
+
+        // Asked while connected: both answers are kept, and still there after closing.
+        let kept: Log = Watch::new(Record::default());
+        let transport = connect(port, &kept).await;
+        let (_peer, _) = listener.accept().unwrap();
+        assert_eq!(transport.peer_addr(), Some(&server_addr));
+        let local = transport.local_addr().cloned().expect("local address");
+        transport.abort();
+        kept.until_some(|r| r.lost()).await;
+        assert_eq!(transport.peer_addr(), Some(&server_addr));
+        assert_eq!(transport.local_addr(), Some(&local));
+
+        // First asked once the peer has reset the connection: getpeername fails (ENOTCONN),
+        // so there is no peer address, as asyncio has none when getpeername fails.
+        let reset: Log = Watch::new(Record::default());
+        let transport = connect(port, &reset).await;
+        transport.pause_reading();
+        let (peer, _) = listener.accept().unwrap();
+        transport.write(b"unread");
+        // Closing with unread data in its receive queue makes the peer send a reset.
+        peer.peek(&mut [0u8; 1]).unwrap();
+        drop(peer);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert_eq!(transport.peer_addr(), None, "the peer reset the connection first");
+        assert!(transport.local_addr().is_some(), "getsockname still answers");
+        transport.resume_reading();
+        assert_eq!(reset.until_some(|r| r.lost()).await, Some(io::ErrorKind::ConnectionReset));
+
+        // First asked after the transport closed: nothing to ask, no answer.
+        let closed: Log = Watch::new(Record::default());
+        let transport = connect(port, &closed).await;
+        let (_peer, _) = listener.accept().unwrap();
+        transport.abort();
+        assert_eq!(transport.peer_addr(), None);
+        assert_eq!(transport.local_addr(), None);
+    });
+}
+
+#[test]
 fn connecting_through_localhost() {
     run_test(async {
         let (server, port, _accepted) = server_with(Recorder::echo).await;

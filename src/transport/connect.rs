@@ -89,7 +89,7 @@ impl EventLoop {
     /// `create_connection` waits for it.
     async fn start_transport<P: Protocol>(&self, socket: Socket, protocol: P) -> (Transport, Rc<RefCell<P>>) {
         let protocol = Rc::new(RefCell::new(protocol));
-        let transport = Transport::start(self, socket, protocol.clone());
+        let transport = Transport::start(self, socket, protocol.clone(), None);
         let made = self.create_future::<()>();
         let done = made.clone();
         // Scheduled after the transport's start callback, so it runs after connection_made.

@@ -82,6 +82,7 @@ impl Server {
                 }
             };
             match accepted {
+                // The peer's address is not kept: the transport looks it up if asked.
                 Ok((socket, _peer)) => self.serve(socket),
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {
                     return
@@ -96,13 +97,16 @@ impl Server {
     fn serve(&self, socket: Socket) {
         let _ = socket.set_nodelay(true);
         let protocol = (self.inner.factory)();
-        let transport = Transport::start(&self.inner.event_loop, socket, protocol);
-        self.inner.active.set(self.inner.active.get() + 1);
-        let server = self.clone();
-        transport.on_closed(move || server.connection_closed());
+        Transport::start(&self.inner.event_loop, socket, protocol, Some(self.clone()));
     }
 
-    fn connection_closed(&self) {
+    /// A transport of ours started (asyncio's `Server._attach`).
+    pub(crate) fn attach(&self) {
+        self.inner.active.set(self.inner.active.get() + 1);
+    }
+
+    /// A transport of ours closed (asyncio's `Server._detach`).
+    pub(crate) fn detach(&self) {
         self.inner.active.set(self.inner.active.get() - 1);
         self.wake_if_all_closed();
     }

@@ -13,8 +13,13 @@
 //! Closing: `close` stops reading, flushes the buffer, then closes; `abort` closes at once.
 //! Either way the fd is unregistered before it is closed, and `connection_lost` is called
 //! once, from a callback of its own (as asyncio schedules it with `call_soon`).
+//!
+//! Memory: a server may hold many idle connections, so `Inner` keeps only what a
+//! connection needs all the time. An idle transport owns no read buffer (reads share one
+//! per thread), no write buffer (one is made when the kernel refuses bytes and dropped once
+//! they are sent), and no addresses until someone asks for them.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
@@ -25,6 +30,7 @@ use bytes::{Buf, BytesMut};
 
 use super::protocol::Protocol;
 use super::read_buffer::with_read_buffer;
+use super::server::Server;
 use crate::event_loop::EventLoop;
 use crate::sys::socket::{SockAddr, Socket};
 
@@ -39,13 +45,19 @@ enum State {
     Closed,
 }
 
+/// One connection's state. A server may hold many idle connections, so this stays small:
+/// no fd beside the socket, and what most connections never need (a write buffer, the
+/// addresses) behind boxes made when needed.
 struct Inner {
     event_loop: EventLoop,
-    fd: RawFd,
+    /// The socket until the transport closes (its fd is what the loop watches).
     socket: RefCell<Option<Socket>>,
+    /// The protocol until the transport closes.
     protocol: RefCell<Option<Rc<RefCell<dyn Protocol>>>>,
     state: Cell<State>,
-    write_buffer: RefCell<BytesMut>,
+    /// What the kernel has not taken yet; `None` when nothing waits, so an idle
+    /// connection keeps no buffer.
+    write_buffer: RefCell<Option<Box<BytesMut>>>,
     writer_registered: Cell<bool>,
     reading: Cell<bool>,
     read_paused: Cell<bool>,
@@ -53,9 +65,17 @@ struct Inner {
     protocol_paused: Cell<bool>,
     high_water: Cell<usize>,
     low_water: Cell<usize>,
-    local_addr: Option<SockAddr>,
-    peer_addr: Option<SockAddr>,
-    on_closed: RefCell<Option<Box<dyn FnOnce()>>>,
+    /// Looked up the first time they are asked for (most connections never ask).
+    addresses: OnceCell<Box<Addresses>>,
+    /// The server that accepted this connection, told when it closes (asyncio's
+    /// `_server._detach()`).
+    server: Option<Server>,
+}
+
+/// A connection's two addresses: asyncio's `sockname` and `peername` extra info.
+struct Addresses {
+    local: Option<SockAddr>,
+    peer: Option<SockAddr>,
 }
 
 /// A stream connection's transport (asyncio's `asyncio.Transport`): what a protocol
@@ -68,21 +88,25 @@ pub struct Transport {
 impl Transport {
     /// Wraps a connected socket, calls the protocol's `connection_made` in the next
     /// iteration and starts reading right after (asyncio's `_SelectorSocketTransport`).
+    /// A connection accepted by `server` counts as one of its connections until it
+    /// closes (asyncio's `_server._attach()`).
     pub(crate) fn start(
         event_loop: &EventLoop,
         socket: Socket,
         protocol: Rc<RefCell<dyn Protocol>>,
+        server: Option<Server>,
     ) -> Transport {
+        if let Some(server) = &server {
+            server.attach();
+        }
         let transport = Transport {
             inner: Rc::new(Inner {
                 event_loop: event_loop.clone(),
-                fd: socket.as_raw_fd(),
-                local_addr: socket.local_addr().ok(),
-                peer_addr: socket.peer_addr().ok(),
+                addresses: OnceCell::new(),
                 socket: RefCell::new(Some(socket)),
                 protocol: RefCell::new(Some(protocol.clone())),
                 state: Cell::new(State::Open),
-                write_buffer: RefCell::new(BytesMut::new()),
+                write_buffer: RefCell::new(None),
                 writer_registered: Cell::new(false),
                 reading: Cell::new(false),
                 read_paused: Cell::new(false),
@@ -90,7 +114,7 @@ impl Transport {
                 protocol_paused: Cell::new(false),
                 high_water: Cell::new(DEFAULT_HIGH_WATER),
                 low_water: Cell::new(DEFAULT_HIGH_WATER / 4),
-                on_closed: RefCell::new(None),
+                server,
             }),
         };
         let starting = transport.clone();
@@ -106,12 +130,6 @@ impl Transport {
         transport
     }
 
-    /// Runs `callback` once the transport has closed and `connection_lost` was called
-    /// (how a `Server` counts its live connections).
-    pub(crate) fn on_closed(&self, callback: impl FnOnce() + 'static) {
-        *self.inner.on_closed.borrow_mut() = Some(Box::new(callback));
-    }
-
     /// Sends `data`, at once as far as the kernel takes it, buffering the rest (asyncio's
     /// `Transport.write`). Ignored once the transport is closing or after `write_eof`.
     pub fn write(&self, data: &[u8]) {
@@ -120,7 +138,7 @@ impl Transport {
             return;
         }
         let mut sent = 0;
-        if inner.write_buffer.borrow().is_empty() {
+        if !self.has_buffered() {
             match self.send(data) {
                 Ok(n) => sent = n,
                 Err(error) => return self.fatal_error(error),
@@ -129,9 +147,14 @@ impl Transport {
                 return;
             }
         }
-        inner.write_buffer.borrow_mut().extend_from_slice(&data[sent..]);
+        inner.write_buffer.borrow_mut().get_or_insert_with(Box::default).extend_from_slice(&data[sent..]);
         self.register_writer();
         self.maybe_pause_protocol();
+    }
+
+    /// True while bytes wait in the write buffer.
+    fn has_buffered(&self) -> bool {
+        self.inner.write_buffer.borrow().is_some()
     }
 
     /// One `send`, with `EAGAIN` and `EINTR` meaning "nothing sent".
@@ -145,32 +168,51 @@ impl Transport {
     }
 
     fn register_writer(&self) {
-        if self.inner.writer_registered.replace(true) {
+        if self.inner.writer_registered.get() {
             return;
         }
+        let Some(fd) = self.fd() else { return };
+        self.inner.writer_registered.set(true);
         let transport = self.clone();
-        if let Err(error) = self.inner.event_loop.add_writer(self.inner.fd, move || transport.on_writable()) {
+        if let Err(error) = self.inner.event_loop.add_writer(fd, move || transport.on_writable()) {
             self.inner.writer_registered.set(false);
             self.fatal_error(error);
         }
     }
 
-    /// The writer callback: flush what the kernel takes; when empty, stop watching.
+    fn remove_writer(&self) {
+        if self.inner.writer_registered.replace(false) {
+            if let Some(fd) = self.fd() {
+                let _ = self.inner.event_loop.remove_writer(fd);
+            }
+        }
+    }
+
+    /// The writer callback: flush what the kernel takes; when empty, drop the buffer and
+    /// stop watching.
     fn on_writable(&self) {
         let inner = &self.inner;
         let result = {
-            let mut buffer = inner.write_buffer.borrow_mut();
-            self.send(&buffer).map(|n| buffer.advance(n))
+            let mut slot = inner.write_buffer.borrow_mut();
+            match slot.as_mut() {
+                Some(buffer) => {
+                    let result = self.send(buffer).map(|n| buffer.advance(n));
+                    if buffer.is_empty() {
+                        *slot = None;
+                    }
+                    result
+                }
+                None => Ok(()),
+            }
         };
         if let Err(error) = result {
             return self.fatal_error(error);
         }
         self.maybe_resume_protocol();
-        if !inner.write_buffer.borrow().is_empty() {
+        if self.has_buffered() {
             return;
         }
-        inner.writer_registered.set(false);
-        let _ = inner.event_loop.remove_writer(inner.fd);
+        self.remove_writer();
         if inner.eof_requested.get() {
             self.shutdown_write();
         }
@@ -255,7 +297,7 @@ impl Transport {
         if inner.state.get() != State::Open || inner.eof_requested.replace(true) {
             return;
         }
-        if inner.write_buffer.borrow().is_empty() {
+        if !self.has_buffered() {
             self.shutdown_write();
         }
     }
@@ -280,7 +322,7 @@ impl Transport {
         }
         inner.state.set(State::Closing);
         self.pause_reading();
-        if inner.write_buffer.borrow().is_empty() {
+        if !self.has_buffered() {
             self.finish_close(None);
         }
     }
@@ -301,20 +343,18 @@ impl Transport {
             return;
         }
         self.pause_reading();
-        if inner.writer_registered.replace(false) {
-            let _ = inner.event_loop.remove_writer(inner.fd);
-        }
-        inner.write_buffer.borrow_mut().clear();
+        self.remove_writer();
+        drop(inner.write_buffer.borrow_mut().take());
         let socket = inner.socket.borrow_mut().take();
         let protocol = inner.protocol.borrow_mut().take();
-        let on_closed = inner.on_closed.borrow_mut().take();
+        let server = inner.server.clone();
         let lost = move || {
             drop(socket);
             if let Some(protocol) = protocol {
                 protocol.borrow_mut().connection_lost(error);
             }
-            if let Some(on_closed) = on_closed {
-                on_closed();
+            if let Some(server) = server {
+                server.detach();
             }
         };
         // The loop is closed: close here, without the protocol hearing of it.
@@ -330,7 +370,9 @@ impl Transport {
         let inner = &self.inner;
         inner.read_paused.set(true);
         if inner.reading.replace(false) {
-            let _ = inner.event_loop.remove_reader(inner.fd);
+            if let Some(fd) = self.fd() {
+                let _ = inner.event_loop.remove_reader(fd);
+            }
         }
     }
 
@@ -338,11 +380,13 @@ impl Transport {
     pub fn resume_reading(&self) {
         let inner = &self.inner;
         inner.read_paused.set(false);
-        if inner.state.get() != State::Open || inner.reading.replace(true) {
+        if inner.state.get() != State::Open || inner.reading.get() {
             return;
         }
+        let Some(fd) = self.fd() else { return };
+        inner.reading.set(true);
         let transport = self.clone();
-        if let Err(error) = inner.event_loop.add_reader(inner.fd, move || transport.on_readable()) {
+        if let Err(error) = inner.event_loop.add_reader(fd, move || transport.on_readable()) {
             inner.reading.set(false);
             self.fatal_error(error);
         }
@@ -358,9 +402,15 @@ impl Transport {
         self.inner.state.get() != State::Open
     }
 
+    /// True once the socket is closed (aborted, failed, or flushed after `close`):
+    /// `connection_lost` has run or is scheduled to.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.inner.state.get() == State::Closed
+    }
+
     /// Bytes buffered, waiting for the kernel (asyncio's `get_write_buffer_size`).
     pub fn get_write_buffer_size(&self) -> usize {
-        self.inner.write_buffer.borrow().len()
+        self.inner.write_buffer.borrow().as_ref().map_or(0, |buffer| buffer.len())
     }
 
     /// Sets the flow-control marks (asyncio's `set_write_buffer_limits`): `high` defaults
@@ -380,13 +430,31 @@ impl Transport {
     }
 
     /// The remote address (asyncio's `get_extra_info("peername")`).
+    ///
+    /// asyncio calls `getpeername` and `getsockname` when the connection is made and keeps
+    /// the answers. evloop makes both calls the first time either address is asked for,
+    /// and keeps the answers from then on, so connections that never ask save the memory
+    /// and the system calls. Asked for the first time once the peer has gone (a reset
+    /// connection: `getpeername` fails with `ENOTCONN`), the peer address is `None`, as
+    /// asyncio's is when `getpeername` fails; after the transport closed, both are `None`.
     pub fn peer_addr(&self) -> Option<&SockAddr> {
-        self.inner.peer_addr.as_ref()
+        self.addresses().peer.as_ref()
     }
 
-    /// The local address (asyncio's `get_extra_info("sockname")`).
+    /// The local address (asyncio's `get_extra_info("sockname")`), looked up and kept as
+    /// [`peer_addr`](Self::peer_addr) describes.
     pub fn local_addr(&self) -> Option<&SockAddr> {
-        self.inner.local_addr.as_ref()
+        self.addresses().local.as_ref()
+    }
+
+    fn addresses(&self) -> &Addresses {
+        self.inner.addresses.get_or_init(|| {
+            let socket = self.inner.socket.borrow();
+            Box::new(Addresses {
+                local: socket.as_ref().and_then(|socket| socket.local_addr().ok()),
+                peer: socket.as_ref().and_then(|socket| socket.peer_addr().ok()),
+            })
+        })
     }
 
     /// The socket's fd while it is open (asyncio's `get_extra_info("socket")`).
@@ -403,9 +471,9 @@ impl Transport {
 impl fmt::Debug for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transport")
-            .field("fd", &self.inner.fd)
+            .field("fd", &self.fd())
             .field("state", &self.inner.state.get())
-            .field("peer", &self.inner.peer_addr)
+            .field("peer", &self.inner.addresses.get().and_then(|a| a.peer.as_ref()))
             .field("buffered", &self.get_write_buffer_size())
             .finish()
     }
