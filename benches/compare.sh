@@ -14,8 +14,9 @@
 #                                 outside the results directory is written
 #
 # Environment: RUNS (runs per side; default 3, QUICK 1), CHART (where the SVG goes),
-# CALLGRIND=0 (no callgrind rows), CALLGRIND_CONNS (the C values of the callgrind rows;
-# default "100"),
+# BENCHES (which benches to run, e.g. "timers echo"; default all), CALLGRIND=0 (no
+# callgrind rows), CALLGRIND_CONNS (the C values of the callgrind rows;
+# default "1 100"),
 # EVLOOP_BENCH_VENV (the virtualenv's directory), PYTHON (the python3 that makes the
 # virtualenv and writes the report; default python3), SKIP_PYTHON=1 (evloop and tokio
 # only). Everything lands in <target dir>/bench-results/compare-<UTC time>/: results.jsonl
@@ -123,6 +124,7 @@ failed=()
 run_bench() {
     local name=$1 sides=$2
     shift 2
+    case " ${BENCHES:-$name} " in *" $name "*) ;; *) return ;; esac
     local env=(EVLOOP_BENCH_JSON="$results" EVLOOP_BENCH_RUNS="$RUNS")
     if [ -n "$py" ] && [ -n "$sides" ]; then
         env+=(EVLOOP_BENCH_PYTHON="$py" EVLOOP_BENCH_PY_SIDES="$sides")
@@ -138,7 +140,8 @@ if [ "$QUICK" = 1 ]; then
     http_env=(EVLOOP_BENCH_N=2000 EVLOOP_HTTP_SKIP_FETCH=1)
 else
     loop_n=()
-    echo_env=()
+    # 1.5 s windows instead of the bench's 2 s: 63 runs, and retakes on a busy machine.
+    echo_env=(EVLOOP_ECHO_WARMUP_MS=400 EVLOOP_ECHO_MEASURE_MS=1500)
     http_env=()
 fi
 run_bench timers "$loop_sides" "${loop_n[@]}"
@@ -150,14 +153,16 @@ run_bench http_client "$http_sides" "${http_env[@]}"
 
 # User-space instructions per echoed message, from callgrind: the one echo figure the
 # machine's other load cannot move (benches/callgrind_echo.sh).
-if [ "${CALLGRIND:-1}" = 0 ]; then
+if [ -n "${BENCHES:-}" ] && [[ " $BENCHES " != *" echo "* ]]; then
+    : # BENCHES without echo: no echo rows of any kind
+elif [ "${CALLGRIND:-1}" = 0 ]; then
     say "CALLGRIND=0: no callgrind rows"
 elif ! command -v valgrind >/dev/null; then
     say "valgrind not found: no callgrind rows"
 else
     servers=(evloop-protocol evloop-streams tokio)
     for side in ${loop_sides//,/ }; do servers+=("$side-protocol" "$side-streams"); done
-    for c in ${CALLGRIND_CONNS:-100}; do
+    for c in ${CALLGRIND_CONNS:-1 100}; do
         for server in "${servers[@]}"; do
             say "callgrind: $server, C=$c ($(date +%T))"
             EVLOOP_BENCH_JSON=$results EVLOOP_BENCH_PYTHON=$py CALLGRIND_OUT_DIR=$out_dir/callgrind \

@@ -428,7 +428,12 @@ def svg_chart(rows, m):
         y0 = top + i * group_h
         if i % 2 == 0:
             out.append(f'<rect x="0" y="{y0 - 2}" width="{left + plot_w}" height="{group_h}" fill="#f6f6f6"/>')
-        text = r.label if len(r.label) <= 68 else r.label[:66] + "..."
+        text = (
+            r.label.replace("user-space instructions per message (callgrind)", "instructions per message (callgrind)")
+            .replace("syscalls per message (perf stat)", "syscalls per message")
+            .replace("echo 64 B, ", "echo, ")
+        )
+        text = text if len(text) <= 70 else text[:68] + "..."
         out.append(
             f'<text x="{left - 6}" y="{y0 + group_h / 2 + 2:.1f}" text-anchor="end">{esc(text)}</text>'
         )
@@ -479,7 +484,10 @@ def report(args):
         "even = within 1%).\n"
         "vs uvloop: how many times better evloop is than uvloop (the issue's target is 3x).\n"
         "Echo: the same load generator (CPU 1) for every server (CPU 0); tokio's echo server is one task per "
-        "connection, in both the Protocol and the streams rows. HTTP: tokio = hyper, asyncio/uvloop = aiohttp."
+        "connection, in both the Protocol and the streams rows. HTTP: tokio = hyper, asyncio/uvloop = aiohttp.\n"
+        "callgrind rows: the server under valgrind, loaded for 1 s then 3 s (benches/callgrind_echo.sh); the "
+        "difference in instructions over the difference in messages, one run (instruction counts do not depend on "
+        "the machine's load, but at C=100 the batching does)."
     )
     echo = [r for r in records if r.get("bench") == "echo" and r.get("others_pct") is not None]
     if echo:
