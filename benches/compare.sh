@@ -33,6 +33,7 @@ started=$(date +%s)
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${RUNS:-1}; else RUNS=${RUNS:-3}; fi
 PYTHON=${PYTHON:-python3}
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in benches/peers
 
 say() { printf 'compare: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
