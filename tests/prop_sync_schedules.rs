@@ -19,9 +19,8 @@
 //! - `Queue` with one producer: the items come out in the order they were put (asyncio's
 //!   promise, since its getters take the front item when they resume) with one consumer
 //!   at a time, some cancelled while waiting; with several at once, each consumer gets its
-//!   items in put order, and all together do when the loop has no seed. (All together
-//!   under any seed, or with a getter cancelled after it was handed an item, is asyncio's
-//!   promise too, which evloop breaks today: three `#[ignore]`d tests show it.)
+//!   items in put order, and all together do, under any seed, and with a getter cancelled
+//!   after it was woken for an item.
 //! - `Event`: every waiter returns exactly when (in virtual time) the first `set` after it
 //!   started waiting happened, even if `clear` followed at once; cancelled waiters disturb
 //!   nobody;
@@ -841,11 +840,10 @@ proptest! {
         })?;
     }
 
-    /// asyncio's promise under every schedule the seeded mode explores. Fails today:
-    /// `Queue` hands an item to a getter at put time (src/sync/queue.rs, `offer`), so
-    /// getters woken together return their items in the order they resume.
+    /// asyncio's promise under every schedule the seeded mode explores: getters woken
+    /// together take the front item in whatever order they resume (this found that
+    /// `Queue` once handed each item to a getter at put time).
     #[test]
-    #[ignore = "bug: Queue items come out of put order (src/sync/queue.rs, offer)"]
     fn one_producer_many_consumers_items_come_out_in_put_order_under_any_seed(
         maxsize in 0usize..4,
         pauses in prop::collection::vec(ms(), 0..16),
@@ -904,20 +902,16 @@ async fn gather_all(tasks: Vec<Task<()>>) {
     }
 }
 
-/// Fails today: the cancelled getter passes its item on (src/sync/queue.rs,
-/// `ParkedGet::drop`) to a getter behind the one already handed item 1, so 1 comes out
-/// first.
+/// The cancelled getter passes its right to an item on; whoever resumes first takes the
+/// front item (a Queue that handed items out at put time once returned 1 first here).
 #[test]
-#[ignore = "bug: Queue items come out of put order (src/sync/queue.rs, ParkedGet::drop)"]
 fn a_getter_cancelled_after_being_handed_an_item_does_not_reorder_the_items() {
     // asyncio: getter 1 resumes and takes the front item, 0; getter 2 then takes 1.
     assert_eq!(getters_take_items(None, true), [0, 1]);
 }
 
-/// Fails today for most seeds: `Queue` hands each item to a getter at put time
-/// (src/sync/queue.rs, `offer`), and the getters resume in the seeded order.
+/// Getters resume in the seeded order, and still return the items in put order.
 #[test]
-#[ignore = "bug: Queue items come out of put order (src/sync/queue.rs, offer)"]
 fn getters_woken_together_return_the_items_in_put_order_under_every_seed() {
     for seed in 0..16 {
         assert_eq!(getters_take_items(Some(seed), false), [0, 1, 2], "seed {seed}");

@@ -418,7 +418,8 @@ fn queue_item_handed_to_a_cancelled_sole_getter_returns_to_the_front() {
 }
 
 #[test]
-fn lifo_item_handed_to_a_cancelled_getter_is_the_next_one_out() {
+fn lifo_getter_cancelled_after_being_woken_leaves_the_items_in_lifo_order() {
+    // As in asyncio: a woken getter is promised an item, not a particular one.
     evloop::run(async {
         let queue = Rc::new(LifoQueue::<u32>::new(0));
         let q = queue.clone();
@@ -428,8 +429,8 @@ fn lifo_item_handed_to_a_cancelled_getter_is_the_next_one_out() {
         queue.put_nowait(2).unwrap();
         a.cancel();
         assert_eq!(a.await, Err(TaskError::Cancelled));
-        assert_eq!(queue.get_nowait(), Ok(1));
         assert_eq!(queue.get_nowait(), Ok(2));
+        assert_eq!(queue.get_nowait(), Ok(1));
     })
     .unwrap();
 }

@@ -1,9 +1,10 @@
 //! `Queue`, `LifoQueue` and `PriorityQueue`: asyncio's queues for coroutines.
 //!
 //! Waiters are served in order and nobody can take what was granted to another:
-//! - a `put` with getters waiting hands the item to the longest-waiting getter; until that
-//!   getter runs, the item still counts as in the queue (for `qsize` and `maxsize`), and a
-//!   getter cancelled meanwhile gives it back (to the next getter, or to the front);
+//! - a `put` with getters waiting stores the item and grants the longest-waiting getter
+//!   the right to take one; the getter takes the front item when it runs (as in asyncio,
+//!   where a woken getter calls `get_nowait`), so items come out in put order whatever
+//!   order the woken getters run in; a getter cancelled meanwhile passes its right on;
 //! - a `get` that frees room reserves it for the longest-waiting putter, which puts its
 //!   own item when it runs; a putter cancelled meanwhile passes the room on, and its item
 //!   is not put (as in asyncio).
@@ -28,8 +29,6 @@ pub trait Order<T> {
     fn push(buffer: &mut Self::Buffer, item: T);
     /// Takes the next item.
     fn pop(buffer: &mut Self::Buffer) -> Option<T>;
-    /// Puts back an item a cancelled getter was given, where `pop` finds it first.
-    fn unpop(buffer: &mut Self::Buffer, item: T);
     /// Number of items.
     fn len(buffer: &Self::Buffer) -> usize;
 }
@@ -52,9 +51,6 @@ impl<T> Order<T> for Fifo {
     fn pop(buffer: &mut VecDeque<T>) -> Option<T> {
         buffer.pop_front()
     }
-    fn unpop(buffer: &mut VecDeque<T>, item: T) {
-        buffer.push_front(item)
-    }
     fn len(buffer: &VecDeque<T>) -> usize {
         buffer.len()
     }
@@ -68,9 +64,6 @@ impl<T> Order<T> for Lifo {
     fn pop(buffer: &mut Vec<T>) -> Option<T> {
         buffer.pop()
     }
-    fn unpop(buffer: &mut Vec<T>, item: T) {
-        buffer.push(item)
-    }
     fn len(buffer: &Vec<T>) -> usize {
         buffer.len()
     }
@@ -83,9 +76,6 @@ impl<T: Ord> Order<T> for Priority {
     }
     fn pop(buffer: &mut BinaryHeap<Reverse<T>>) -> Option<T> {
         buffer.pop().map(|Reverse(item)| item)
-    }
-    fn unpop(buffer: &mut BinaryHeap<Reverse<T>>, item: T) {
-        buffer.push(Reverse(item))
     }
     fn len(buffer: &BinaryHeap<Reverse<T>>) -> usize {
         buffer.len()
@@ -116,9 +106,10 @@ impl fmt::Display for QueueEmpty {
 
 impl std::error::Error for QueueEmpty {}
 
-enum GetSlot<T> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum GetSlot {
     Waiting,
-    Given(T),
+    MayTake,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -151,10 +142,10 @@ enum PutSlot {
 pub struct Queue<T, O: Order<T> = Fifo> {
     maxsize: usize,
     buffer: std::cell::RefCell<O::Buffer>,
-    getters: WaitQueue<GetSlot<T>>,
+    getters: WaitQueue<GetSlot>,
     putters: WaitQueue<PutSlot>,
-    /// Items handed to getters that have not run yet.
-    handed_out: Cell<usize>,
+    /// Items promised to woken getters that have not run yet; never more than are stored.
+    promised: Cell<usize>,
     /// Room reserved for putters that have not run yet.
     reserved: Cell<usize>,
     unfinished: Cell<usize>,
@@ -178,7 +169,7 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
             buffer: Default::default(),
             getters: WaitQueue::default(),
             putters: WaitQueue::default(),
-            handed_out: Cell::new(0),
+            promised: Cell::new(0),
             reserved: Cell::new(0),
             unfinished: Cell::new(0),
             finished,
@@ -190,10 +181,10 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
         self.maxsize
     }
 
-    /// Items in the queue (asyncio's `Queue.qsize`), those handed to a getter that has
+    /// Items in the queue (asyncio's `Queue.qsize`), those promised to a getter that has
     /// not run yet included.
     pub fn qsize(&self) -> usize {
-        O::len(&self.buffer.borrow()) + self.handed_out.get()
+        O::len(&self.buffer.borrow())
     }
 
     /// True if there are no items (asyncio's `Queue.empty`).
@@ -238,11 +229,13 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
         self.add_item(item);
     }
 
-    /// Takes an item without waiting (asyncio's `Queue.get_nowait`).
+    /// Takes an item without waiting (asyncio's `Queue.get_nowait`); items promised to
+    /// woken getters are theirs.
     pub fn get_nowait(&self) -> Result<T, QueueEmpty> {
-        let item = O::pop(&mut self.buffer.borrow_mut()).ok_or(QueueEmpty)?;
-        self.reserve_room_for_putter();
-        Ok(item)
+        if self.qsize() <= self.promised.get() {
+            return Err(QueueEmpty);
+        }
+        Ok(self.take_front())
     }
 
     /// Takes an item, waiting for one if the queue is empty (asyncio's `Queue.get`).
@@ -253,22 +246,15 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
                 if let Ok(item) = self.get_nowait() {
                     return Poll::Ready(item);
                 }
-                parked = Some(ParkedGet { queue: self, waiter: self.getters.push(GetSlot::Waiting) });
+                parked =
+                    Some(ParkedGet { queue: self, waiter: self.getters.push(GetSlot::Waiting), done: false });
             }
             let waiter = &parked.as_ref().expect("parked above").waiter;
-            let given = std::mem::replace(&mut *waiter.state.borrow_mut(), GetSlot::Waiting);
-            match given {
-                GetSlot::Given(item) => {
-                    parked = None;
-                    self.handed_out.set(self.handed_out.get() - 1);
-                    self.reserve_room_for_putter();
-                    Poll::Ready(item)
-                }
-                GetSlot::Waiting => {
-                    waiter.register(cx);
-                    Poll::Pending
-                }
+            if *waiter.state.borrow() == GetSlot::Waiting {
+                waiter.register(cx);
+                return Poll::Pending;
             }
+            Poll::Ready(parked.take().expect("parked above").take_promised_item())
         })
     }
 
@@ -296,22 +282,32 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
         }
     }
 
-    /// A new item: counted as unfinished work, then handed to a getter or stored.
+    /// A new item: counted as unfinished work, stored, and promised to a waiting getter.
     fn add_item(&self, item: T) {
         self.unfinished.set(self.unfinished.get() + 1);
         self.finished.clear();
         self.offer(item);
     }
 
-    /// Hands `item` to the longest-waiting getter, or stores it at the back.
+    /// Stores `item` and promises one item to the longest-waiting getter, if any.
     fn offer(&self, item: T) {
-        match self.getters.pop_front() {
-            Some(getter) => {
-                self.handed_out.set(self.handed_out.get() + 1);
-                getter.grant(GetSlot::Given(item));
-            }
-            None => O::push(&mut self.buffer.borrow_mut(), item),
+        O::push(&mut self.buffer.borrow_mut(), item);
+        self.promise_to_next_getter();
+    }
+
+    /// Wakes the longest-waiting getter with the right to take one item.
+    fn promise_to_next_getter(&self) {
+        if let Some(getter) = self.getters.pop_front() {
+            self.promised.set(self.promised.get() + 1);
+            getter.grant(GetSlot::MayTake);
         }
+    }
+
+    /// Takes the next item in the queue's order; the caller checked there is one for it.
+    fn take_front(&self) -> T {
+        let item = O::pop(&mut self.buffer.borrow_mut()).expect("an item is stored for this taker");
+        self.reserve_room_for_putter();
+        item
     }
 
     /// Room freed: reserve it for the longest-waiting putter and wake it.
@@ -326,30 +322,34 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
     }
 }
 
-/// A `get` waiting in the queue; on drop it leaves, or gives back an item it was handed.
+/// A `get` waiting in the queue; dropped before it took its item, it leaves the queue, or
+/// passes on the item promised to it.
 struct ParkedGet<'a, T: 'static, O: Order<T>> {
     queue: &'a Queue<T, O>,
-    waiter: Rc<Waiter<GetSlot<T>>>,
+    waiter: Rc<Waiter<GetSlot>>,
+    done: bool,
+}
+
+impl<T: 'static, O: Order<T>> ParkedGet<'_, T, O> {
+    /// The woken getter runs: it takes the front item, which was promised to it.
+    fn take_promised_item(mut self) -> T {
+        self.done = true;
+        self.queue.promised.set(self.queue.promised.get() - 1);
+        self.queue.take_front()
+    }
 }
 
 impl<T: 'static, O: Order<T>> Drop for ParkedGet<'_, T, O> {
     fn drop(&mut self) {
+        if self.done {
+            return;
+        }
         let queue = self.queue;
-        let slot = std::mem::replace(&mut *self.waiter.state.borrow_mut(), GetSlot::Waiting);
-        match slot {
-            GetSlot::Given(item) => {
-                queue.handed_out.set(queue.handed_out.get() - 1);
-                match queue.getters.pop_front() {
-                    Some(next) => {
-                        queue.handed_out.set(queue.handed_out.get() + 1);
-                        next.grant(GetSlot::Given(item));
-                    }
-                    None => O::unpop(&mut queue.buffer.borrow_mut(), item),
-                }
-            }
-            GetSlot::Waiting => {
-                queue.getters.remove(&self.waiter);
-            }
+        if *self.waiter.state.borrow() == GetSlot::MayTake {
+            queue.promised.set(queue.promised.get() - 1);
+            queue.promise_to_next_getter();
+        } else {
+            queue.getters.remove(&self.waiter);
         }
     }
 }
