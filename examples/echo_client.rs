@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("received: {:?}", String::from_utf8_lossy(&line).trim_end());
         println!("close the connection");
         writer.close();
-        writer.wait_closed().await;
+        writer.wait_closed().await?;
         Ok::<(), std::io::Error>(())
     })??;
     Ok(())

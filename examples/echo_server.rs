@@ -24,7 +24,9 @@ async fn handle_echo(reader: StreamReader, writer: StreamWriter, served: Rc<evlo
     }
     println!("closing the connection with {peer}");
     writer.close();
-    writer.wait_closed().await;
+    if let Err(error) = writer.wait_closed().await {
+        println!("the connection with {peer} failed: {error}");
+    }
     served.set();
 }
 

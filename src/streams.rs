@@ -156,12 +156,20 @@ impl ReaderState {
 struct WriterState {
     /// The transport asked the protocol to pause writing.
     paused: Cell<bool>,
-    /// `connection_lost` was called.
-    lost: Cell<bool>,
+    /// Whether and how the connection was lost (`connection_lost` was called).
+    lost: Cell<Lost>,
     /// Coroutines in `drain` or `wait_closed`, woken when writing resumes or the
     /// connection is lost; each looks again at what it waits for. A `Cell` taken and put
     /// back, as no borrow needs to outlive a call.
     waiters: Cell<Vec<Waker>>,
+}
+
+/// How far a connection is from `connection_lost`, and how it ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    No,
+    Cleanly,
+    WithError,
 }
 
 impl WriterState {
@@ -193,7 +201,7 @@ impl StreamState {
             },
             writer: WriterState {
                 paused: Cell::new(false),
-                lost: Cell::new(false),
+                lost: Cell::new(Lost::No),
                 waiters: Cell::new(Vec::new()),
             },
         })
@@ -504,13 +512,19 @@ impl Protocol for StreamProtocol {
     /// As asyncio's: a failure goes to the reader (and from there to `drain`), a clean
     /// close is the reader's end of stream; `drain` and `wait_closed` waiters wake.
     fn connection_lost(&mut self, error: Option<io::Error>) {
-        match &error {
-            Some(error) => self.reader.set_exception(error),
-            None => self.reader.feed_eof(),
-        }
+        let lost = match &error {
+            Some(error) => {
+                self.reader.set_exception(error);
+                Lost::WithError
+            }
+            None => {
+                self.reader.feed_eof();
+                Lost::Cleanly
+            }
+        };
         drop(self.reader.state().transport.take());
         let writer = self.writer();
-        writer.lost.set(true);
+        writer.lost.set(lost);
         writer.paused.set(false);
         writer.wake_all();
     }
@@ -558,7 +572,7 @@ impl StreamWriter {
                 return Poll::Ready(Err(error.to_error()));
             }
             let writer = &self.shared.writer;
-            if writer.lost.get() {
+            if writer.lost.get() != Lost::No {
                 return Poll::Ready(Err(io::Error::new(io::ErrorKind::BrokenPipe, "connection closed")));
             }
             if self.transport.is_closed() {
@@ -593,17 +607,31 @@ impl StreamWriter {
         self.transport.is_closing()
     }
 
-    /// Waits until the connection is closed (asyncio's `wait_closed`).
-    pub async fn wait_closed(&self) {
+    /// Waits until the connection is closed (asyncio's `wait_closed`): `Ok` if it closed
+    /// cleanly, the connection's error if it failed (a reset, or a final flush that
+    /// could not finish), as asyncio's raises it. Data written and not yet sent when the
+    /// error struck is lost, and this is where a writer that did not drain learns of it.
+    pub async fn wait_closed(&self) -> io::Result<()> {
         poll_fn(|cx| {
             let writer = &self.shared.writer;
-            if writer.lost.get() {
-                return Poll::Ready(());
+            match writer.lost.get() {
+                Lost::Cleanly => Poll::Ready(Ok(())),
+                Lost::WithError => Poll::Ready(Err(self.connection_error())),
+                Lost::No => {
+                    writer.park(cx.waker());
+                    Poll::Pending
+                }
             }
-            writer.park(cx.waker());
-            Poll::Pending
         })
         .await
+    }
+
+    /// The error the connection ended with, kept by the reader.
+    fn connection_error(&self) -> io::Error {
+        match self.shared.reader.error.get() {
+            Some(error) => error.to_error(),
+            None => io::Error::new(io::ErrorKind::BrokenPipe, "connection failed"),
+        }
     }
 
     /// The transport underneath (asyncio's `StreamWriter.transport`).

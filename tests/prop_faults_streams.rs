@@ -17,13 +17,16 @@
 //!   sent, nothing panics and nothing hangs; with no reset drawn, all the data;
 //! - a Protocol/transport echo (`create_server` / `create_connection`, writes buffered by
 //!   the transport beyond its high-water mark) with transient faults: byte-exact;
+//! - with resets, strictly: data missing at the end of a connection only if one of its
+//!   ends saw an error, from a read, a `drain` or `wait_closed`;
 //! - UDP datagrams (`create_datagram_endpoint`) with transient faults, which a datagram
 //!   socket only gets as `EAGAIN`/`EINTR`: every datagram arrives whole, in order, once;
 //! - after each case, everything closed: `assert_quiescent` (no fd, timer or task left).
 //!
-//! Four `#[ignore]`d tests show bugs found here (see each): `drain` reports success after
-//! a write that hit a reset, so data can be lost with no error at either end; and faults
-//! meant for stream sends truncate datagrams sent from a connected UDP endpoint.
+//! Bugs this suite found, now fixed and kept as tests: `drain` reported success after a
+//! write that hit a reset, and `wait_closed` could not report a failed final flush, so
+//! data could be lost with no error at either end; faults meant for stream sends
+//! truncated datagrams sent from a connected UDP endpoint.
 //!
 //! Rates: transient faults (each of short read, short write, `EAGAIN`, `EINTR`) at one of
 //! [`TRANSIENT_RATES`] per eligible socket call; resets at one of [`RESET_RATES`] per
@@ -204,7 +207,9 @@ async fn echo(reader: StreamReader, writer: StreamWriter, reads: Vec<usize>) -> 
         }
     }
     writer.close();
-    writer.wait_closed().await;
+    if let Err(error) = writer.wait_closed().await {
+        side.fail("server close", error);
+    }
     side
 }
 
@@ -246,9 +251,11 @@ async fn client(reader: StreamReader, writer: StreamWriter, data: Rc<Vec<u8>>, c
             }
         }
     }
-    let sent = sending.await.expect("the client's writer task");
+    let mut sent = sending.await.expect("the client's writer task");
     writer.close();
-    writer.wait_closed().await;
+    if let Err(error) = writer.wait_closed().await {
+        sent.fail("client close", error);
+    }
     (sent, received)
 }
 
@@ -350,12 +357,8 @@ proptest! {
         echo_with_resets(via, conns, reset_rate, seed, false)?;
     }
 
-    /// Data lost on a connection only ever with an error seen at one of its ends. Fails
-    /// today: `StreamWriter::drain` returns `Ok` right after a write that failed with a
-    /// reset (src/streams.rs: it checks only `lost`, which `connection_lost` sets in a
-    /// later callback), and `wait_closed` cannot report a final flush that failed.
+    /// Data lost on a connection only ever with an error seen at one of its ends.
     #[test]
-    #[ignore = "bug: data lost with no error at either end (src/streams.rs, drain / wait_closed)"]
     fn stream_echo_with_resets_never_loses_data_silently(
         via in via(),
         conns in prop::collection::vec(conn(), 1..4),
@@ -459,7 +462,6 @@ fn echo_with_resets(
 /// `ConnectionResetError`). Every stream `recv`/`send` of this loop is reset; the first is
 /// the write's `send`.
 #[test]
-#[ignore = "bug: drain is Ok after the transport died in write() (src/streams.rs, drain)"]
 fn drain_right_after_a_write_that_hit_a_reset_is_an_error() {
     let _watchdog = Watchdog::start(CASE_WATCHDOG, "drain after a reset");
     let event_loop = EventLoop::builder()
@@ -475,7 +477,8 @@ fn drain_right_after_a_write_that_hit_a_reset_is_an_error() {
             let closing = writer.is_closing();
             let drained = wait_for(writer.drain(), CASE_LIMIT).await.expect("drain returns");
             writer.close();
-            writer.wait_closed().await;
+            let closed = writer.wait_closed().await;
+            assert_eq!(closed.map_err(|e| e.kind()), Err(io::ErrorKind::ConnectionReset), "wait_closed");
             (closing, drained.map_err(|e| e.kind()))
         })
         .unwrap();
@@ -702,12 +705,10 @@ proptest! {
         datagrams_arrive_whole(sizes, false, rate, seed)?;
     }
 
-    /// The same from a connected endpoint. Fails today: `DatagramTransport::send_one`
-    /// (src/transport/datagram.rs) sends on a connected socket with `Socket::send`, which
-    /// (src/sys/socket.rs) asks the injector for a *stream* send's fault: a short write
-    /// goes out as a truncated datagram, reported sent, and a "reset" shuts the socket.
+    /// The same from a connected endpoint, which sends with `send(2)`, not `sendto(2)`:
+    /// it must still get a datagram's faults, never a stream send's (this found that a
+    /// short write went out as a truncated datagram, and a "reset" shut the socket).
     #[test]
-    #[ignore = "bug: faults for stream sends hit connected datagram sockets (src/sys/socket.rs, send)"]
     fn datagrams_from_a_connected_endpoint_arrive_whole_under_transient_faults(
         sizes in prop::collection::vec(1usize..2048, 1..30),
         rate in prop::sample::select(TRANSIENT_RATES.to_vec()),
@@ -718,9 +719,8 @@ proptest! {
 }
 
 /// One datagram from a connected UDP endpoint, every send shortened if the plan could:
-/// the plan must leave datagrams whole. Fails today: "hello" arrives cut short.
+/// the plan must leave datagrams whole.
 #[test]
-#[ignore = "bug: faults for stream sends hit connected datagram sockets (src/sys/socket.rs, send)"]
 fn a_short_write_never_truncates_a_datagram() {
     let _watchdog = Watchdog::start(CASE_WATCHDOG, "a short write on a datagram");
     let event_loop = EventLoop::builder()

@@ -27,7 +27,7 @@ async fn script_server(script: &'static [u8]) -> (Server, u16) {
         move |_reader, writer| async move {
             writer.write(script);
             writer.close();
-            writer.wait_closed().await;
+            writer.wait_closed().await.expect("closed cleanly");
         },
         "127.0.0.1",
         0,
@@ -113,7 +113,7 @@ fn open_connection_and_start_server_echo_lines() {
         assert_eq!(reader.readline().await.unwrap(), &b""[..]);
         assert!(reader.at_eof());
         writer.close();
-        writer.wait_closed().await;
+        writer.wait_closed().await.expect("closed cleanly");
         server.close();
         server.wait_closed().await;
     });
@@ -146,7 +146,7 @@ fn every_read_coroutine_over_a_connection() {
             other => panic!("readuntil at the end gave {other:?}"),
         }
         writer.close();
-        writer.wait_closed().await;
+        writer.wait_closed().await.expect("closed cleanly");
         server.close();
         server.wait_closed().await;
     });
@@ -355,7 +355,7 @@ fn drains_and_wait_closed_all_wake_when_the_connection_goes() {
             let error = drain.await.unwrap().expect_err("drain on a lost connection");
             assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
         }
-        closed.await.unwrap();
+        closed.await.unwrap().expect("an aborted connection closes cleanly");
         for (_, writer) in held.borrow_mut().drain(..) {
             writer.close();
         }
@@ -377,16 +377,18 @@ fn drain_right_after_a_write_that_hit_a_reset_is_an_error() {
         // Closing with unread data in its receive queue makes the peer send a reset.
         peer.peek(&mut [0u8; 1]).unwrap();
         drop(peer);
-        // Let the reset arrive without giving the loop a turn to notice it.
-        std::thread::sleep(Duration::from_millis(50));
-        writer.write(b"into the void");
-        assert!(writer.is_closing(), "the send should have failed and closed the transport");
+        // Write, without giving the loop a turn, until a send meets the reset and closes
+        // the transport.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !writer.is_closing() {
+            assert!(std::time::Instant::now() < deadline, "no send failed after the peer reset");
+            writer.write(b"into the void");
+        }
         let error = writer.drain().await.expect_err("drain after a failed write");
-        assert!(
-            matches!(error.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe),
-            "{error:?}"
-        );
-        writer.wait_closed().await;
+        let reset_or_pipe = |kind| matches!(kind, io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe);
+        assert!(reset_or_pipe(error.kind()), "{error:?}");
+        let closed = writer.wait_closed().await.expect_err("wait_closed after a failed write");
+        assert!(reset_or_pipe(closed.kind()), "{closed:?}");
     });
 }
 
@@ -462,7 +464,7 @@ fn sixty_four_mib_each_way_at_once() {
         assert_eq!(received, server_sent, "server → client bytes differ");
         assert_ne!(sent, server_sent, "the two directions carried the same bytes");
         writer.close();
-        writer.wait_closed().await;
+        writer.wait_closed().await.expect("closed cleanly");
         server.close();
         server.wait_closed().await;
     });
@@ -516,7 +518,7 @@ fn drain_waits_while_the_peer_does_not_read() {
         assert_eq!(reader.read_to_end().await.unwrap(), &b""[..]);
         assert_eq!(received.get(), SIZE);
         writer.close();
-        writer.wait_closed().await;
+        writer.wait_closed().await.expect("closed cleanly");
         // Once the connection is gone drain is an error.
         assert!(writer.drain().await.is_err());
         server.close();
@@ -647,10 +649,10 @@ fn wait_closed_after_close() {
         assert!(!writer.is_closing());
         writer.close();
         assert!(writer.is_closing());
-        writer.wait_closed().await;
+        writer.wait_closed().await.expect("closed cleanly");
         // Closing our side ends our reader too; waiting again returns at once.
         assert_eq!(reader.read(10).await.unwrap(), &b""[..]);
-        writer.wait_closed().await;
+        writer.wait_closed().await.expect("closed cleanly");
         server.close();
         server.wait_closed().await;
     });

@@ -169,7 +169,7 @@ fn streams_over_a_unix_socket() {
         writer.write_eof();
         assert_eq!(reader.read_to_end().await.unwrap(), &b""[..]);
         writer.close();
-        writer.wait_closed().await;
+        writer.wait_closed().await.expect("closed cleanly");
         server.close();
         server.wait_closed().await;
     });

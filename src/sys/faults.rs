@@ -10,7 +10,7 @@
 //!
 //! No `unsafe` here: this only decides; `socket.rs` carries the decision out.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io;
 
 use crate::rng::SeededRng;
@@ -138,8 +138,8 @@ pub(crate) enum SocketCall {
     Send,
     /// `accept`: `EAGAIN` and `EINTR` only.
     Accept,
-    /// A datagram `recvfrom` / `sendto`: `EAGAIN` and `EINTR` only, as a shortened
-    /// datagram would be a different datagram, not a delayed one.
+    /// A datagram `recvfrom`, `sendto` or connected `send`: `EAGAIN` and `EINTR` only,
+    /// as a shortened datagram would be a different datagram, not a delayed one.
     Datagram,
 }
 
@@ -157,17 +157,22 @@ pub(crate) enum Fault {
 
 thread_local! {
     static ACTIVE: RefCell<Option<FaultInjector>> = const { RefCell::new(None) };
+    /// Whether `ACTIVE` holds an injector: one flag read is all a socket call pays when
+    /// none does (the normal case, on every send and recv).
+    static ANY_ACTIVE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Makes `injector` decide the faults of this thread's socket calls from now on; returns
 /// the one it replaces.
 pub fn install(injector: FaultInjector) -> Option<FaultInjector> {
+    ANY_ACTIVE.with(|any| any.set(true));
     ACTIVE.with(|active| active.borrow_mut().replace(injector))
 }
 
 /// Stops injecting faults on this thread; returns the injector, with its counts and its
 /// place in the stream, so that the next [`install`] carries on where this one stopped.
 pub fn uninstall() -> Option<FaultInjector> {
+    ANY_ACTIVE.with(|any| any.set(false));
     ACTIVE.with(|active| active.borrow_mut().take())
 }
 
@@ -176,8 +181,11 @@ pub fn active_counts() -> Option<FaultCounts> {
     ACTIVE.with(|active| active.borrow().as_ref().map(FaultInjector::counts))
 }
 
-/// The fault for one call of `len` bytes: one thread-local read when none is installed.
+/// The fault for one call of `len` bytes: one thread-local flag read when none is installed.
 pub(crate) fn next_fault(call: SocketCall, len: usize) -> Fault {
+    if !ANY_ACTIVE.try_with(Cell::get).unwrap_or(false) {
+        return Fault::None;
+    }
     ACTIVE
         .try_with(|active| match active.try_borrow_mut() {
             Ok(mut active) => active.as_mut().map_or(Fault::None, |injector| injector.decide(call, len)),

@@ -135,7 +135,7 @@ impl DatagramTransport {
         let Some(socket) = socket.as_ref() else { return Ok(true) };
         let sent = match addr {
             Some(addr) if self.inner.remote.is_none() => socket.send_to(data, addr),
-            _ => socket.send(data),
+            _ => socket.send_datagram(data),
         };
         match sent {
             Ok(_) => Ok(true),
