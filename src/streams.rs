@@ -267,6 +267,13 @@ impl StreamReader {
         self.state().eof.get() && self.state().buffer.borrow().is_empty()
     }
 
+    /// Bytes received and not read yet (what asyncio keeps in `StreamReader._buffer`,
+    /// which has no public accessor); a connection pool uses it to refuse a connection
+    /// that holds bytes nobody asked for.
+    pub fn buffered(&self) -> usize {
+        self.state().buffer.borrow().len()
+    }
+
     /// The buffer limit.
     pub fn limit(&self) -> usize {
         self.state().limit

@@ -18,8 +18,9 @@
 //!   the same host is its own, not the rest of the other;
 //! - after each case the client is dropped and `assert_quiescent` holds.
 //!
-//! And a fixed test of the pool against a server that sends bytes nobody asked for on a
-//! kept-alive connection while it idles in the pool.
+//! And two fixed tests: the pool against a server that sends bytes nobody asked for on a
+//! kept-alive connection while it idles in the pool; a reset on a new connection reported
+//! as that I/O error.
 //!
 //! Rates: each transient fault at one of [`TRANSIENT_RATES`]; resets at one of
 //! [`RESET_RATES`] per stream `recv`/`send`, beside transient faults at
@@ -385,12 +386,10 @@ proptest! {
 /// (a second response, say): they must not be taken for the answer to the next request
 /// on that connection. The server is a thread of its own so it can send them at the right
 /// moment: after the first response was read to its end, before the second request.
-///
-/// Fails today: `Pool::take` hands the connection out, as `Connection::is_clean`
-/// (src/http/pool.rs) looks only at the connection's own buffer and `at_eof`, not at the
-/// bytes its `StreamReader` holds; the second GET returns "STALE".
+/// (This found that `Connection::is_clean`, src/http/pool.rs, looked only at the
+/// connection's own buffer, not at the bytes its `StreamReader` held: the second GET
+/// returned "STALE".)
 #[test]
-#[ignore = "bug: the pool reuses a connection holding unread bytes (src/http/pool.rs, is_clean)"]
 fn unsolicited_bytes_on_a_pooled_connection_are_not_taken_for_the_next_response() {
     let _watchdog = Watchdog::start(CASE_WATCHDOG, "unsolicited bytes on a pooled connection");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -464,6 +463,35 @@ fn unsolicited_bytes_on_a_pooled_connection_are_not_taken_for_the_next_response(
     assert_ne!(second.as_deref(), Ok("STALE"), "the unsolicited bytes were taken for the response");
     assert_eq!(second.as_deref(), Ok("answer to /second"));
     assert_eq!(served, ["/first", "/second"]);
+    event_loop.assert_quiescent();
+}
+
+/// A reset on a connection just opened is reported as the I/O error it is, not as a
+/// server that "closed without a response": every stream `send`/`recv` of this loop is
+/// reset, so the request's first `send` is.
+#[test]
+fn a_reset_on_a_new_connection_is_an_io_error() {
+    let _watchdog = Watchdog::start(CASE_WATCHDOG, "a reset on a new connection");
+    let server = Server::start(|request| answer(&request.target));
+    let url = server.url(&path_of(0, &Req { framing: Framing::Length, len: 10, read: ReadBody::All }));
+    let event_loop = EventLoop::builder()
+        .faults(FaultPlan { seed: 2, reset: 1.0, ..FaultPlan::default() })
+        .build()
+        .unwrap();
+    let outcome = event_loop
+        .run_until_complete(async move {
+            let client = client();
+            let result = client.get(&url).await.map(|_| ());
+            drop(client);
+            result
+        })
+        .unwrap();
+    match outcome {
+        Err(HttpError { kind: HttpErrorKind::Io(error), .. }) => {
+            assert_eq!(error.kind(), std::io::ErrorKind::ConnectionReset, "{error}")
+        }
+        other => panic!("expected a connection reset, got {other:?}"),
+    }
     event_loop.assert_quiescent();
 }
 

@@ -202,7 +202,7 @@ impl Client {
                     return Ok(self.response(url, key, connection, head, framing, permits))
                 }
                 Err(Exchange::Failed(kind)) => return Err(HttpError::new(url.as_str(), kind)),
-                Err(Exchange::StaleConnection) => {}
+                Err(Exchange::StaleConnection(_)) => {}
             }
         }
         let connection = Box::pin(Connection::open(&key, &self.inner.connect))
@@ -213,7 +213,10 @@ impl Client {
                 Ok(self.response(url, key, connection, head, framing, permits))
             }
             Err(Exchange::Failed(kind)) => Err(HttpError::new(url.as_str(), kind)),
-            Err(Exchange::StaleConnection) => Err(HttpError::new(
+            Err(Exchange::StaleConnection(Some(error))) => {
+                Err(HttpError::new(url.as_str(), HttpErrorKind::Io(error)))
+            }
+            Err(Exchange::StaleConnection(None)) => Err(HttpError::new(
                 url.as_str(),
                 HttpErrorKind::Protocol("the server closed the connection without a response".to_string()),
             )),
@@ -281,8 +284,9 @@ fn check_url(url: &Url) -> Result<(), HttpError> {
 
 enum Exchange {
     Failed(HttpErrorKind),
-    /// The connection ended before a single byte of response: it was stale.
-    StaleConnection,
+    /// The connection ended before a single byte of response, cleanly or with this
+    /// error: stale if it came from the pool, a failure if it was new.
+    StaleConnection(Option<std::io::Error>),
 }
 
 /// Writes the request and reads the response head (skipping interim 1xx responses).
@@ -291,8 +295,8 @@ async fn exchange(
     method: &str,
     request: &[u8],
 ) -> Result<(Connection, ResponseHead, Framing), Exchange> {
-    if connection.write_all(request).await.is_err() {
-        return Err(Exchange::StaleConnection);
+    if let Err(error) = connection.write_all(request).await {
+        return Err(Exchange::StaleConnection(Some(error)));
     }
     let mut received_any = false;
     loop {
@@ -311,14 +315,14 @@ async fn exchange(
         }
         match connection.fill().await {
             Ok(true) => received_any = true,
-            Ok(false) if !received_any => return Err(Exchange::StaleConnection),
+            Ok(false) if !received_any => return Err(Exchange::StaleConnection(None)),
             Ok(false) => {
                 return Err(Exchange::Failed(HttpErrorKind::Protocol(
                     "connection closed in the middle of the response head".to_string(),
                 )))
             }
             Err(e) if !received_any && e.kind() == std::io::ErrorKind::ConnectionReset => {
-                return Err(Exchange::StaleConnection)
+                return Err(Exchange::StaleConnection(Some(e)))
             }
             Err(e) => return Err(Exchange::Failed(HttpErrorKind::Io(e))),
         }

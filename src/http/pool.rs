@@ -127,9 +127,13 @@ impl Connection {
         self.buffer.advance(n);
     }
 
-    /// Still usable: the server has not closed it and sent nothing unasked.
+    /// Still usable: the server has not closed it and sent nothing unasked, neither into
+    /// our buffer nor into the reader's.
     fn is_clean(&self) -> bool {
-        self.buffer.is_empty() && !self.reader.at_eof() && !self.writer.is_closing()
+        self.buffer.is_empty()
+            && self.reader.buffered() == 0
+            && !self.reader.at_eof()
+            && !self.writer.is_closing()
     }
 }
 
