@@ -166,7 +166,8 @@ fn evloop_protocol_server() {
 
 fn evloop_streams_server() {
     evloop::run(async {
-        let server = evloop::streams::start_server(
+        let options = ServerOptions { backlog: 1024, ..ServerOptions::default() };
+        let server = evloop::streams::start_server_with_options(
             |reader, writer| async move {
                 loop {
                     match reader.read(MESSAGE).await {
@@ -183,6 +184,7 @@ fn evloop_streams_server() {
             },
             "127.0.0.1",
             0,
+            options,
         )
         .await
         .expect("start_server");

@@ -693,10 +693,28 @@ where
     F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
     Fut: Future<Output = ()> + 'static,
 {
+    start_server_with_options(client_connected, host, port, ServerOptions::default()).await
+}
+
+/// [`start_server`] with a listen backlog and `SO_REUSEPORT` of your choice (asyncio's
+/// `start_server(..., backlog=..., reuse_port=...)`, which passes them to
+/// `create_server`): a server that must take a thousand connections at once wants a
+/// backlog of 1024, not asyncio's default of 100.
+///
+/// # Panics
+/// Outside a running loop.
+pub async fn start_server_with_options<F, Fut>(
+    client_connected: F,
+    host: &str,
+    port: u16,
+    options: ServerOptions,
+) -> io::Result<Server>
+where
+    F: Fn(StreamReader, StreamWriter) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
     let event_loop = running_loop("start_server");
-    event_loop
-        .create_server(client_protocol_factory(client_connected), host, port, ServerOptions::default())
-        .await
+    event_loop.create_server(client_protocol_factory(client_connected), host, port, options).await
 }
 
 /// Serves the Unix socket at `path` (asyncio's `asyncio.start_unix_server`).

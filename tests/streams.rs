@@ -11,10 +11,11 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use evloop::streams::{
-    open_connection, start_server, StreamError, StreamReader, StreamWriter, DEFAULT_LIMIT,
+    open_connection, start_server, start_server_with_options, StreamError, StreamReader, StreamWriter,
+    DEFAULT_LIMIT,
 };
 use evloop::sync::Event;
-use evloop::transport::Server;
+use evloop::transport::{Server, ServerOptions};
 use evloop::{create_task, sleep, wait_for};
 use futures_core::Stream;
 
@@ -691,5 +692,58 @@ fn a_server_handler_sees_each_client_in_its_own_task() {
         assert_eq!(seen.borrow().len(), 20);
         server.close();
         server.wait_closed().await;
+    });
+}
+
+/// `start_server_with_options` hands its options to `create_server`: with `reuse_port`,
+/// two servers share a port, and 300 connections made at once, more than asyncio's
+/// default backlog of 100 (the kernel would drop the SYNs beyond it), are all served.
+#[test]
+fn start_server_with_options_shares_a_port_and_takes_a_large_backlog() {
+    run_test(async {
+        let options = ServerOptions { backlog: 512, reuse_port: true };
+        let serve = |reader: StreamReader, writer: StreamWriter| async move {
+            if let Ok(data) = reader.read(1).await {
+                writer.write(&data);
+            }
+            writer.close();
+        };
+        let first =
+            start_server_with_options(serve, "127.0.0.1", 0, options.clone()).await.expect("first server");
+        let port = port_of(&first);
+        let second = start_server_with_options(serve, "127.0.0.1", port, options)
+            .await
+            .expect("second server, same port");
+        let refused = start_server(serve, "127.0.0.1", port).await.expect_err("a third without reuse_port");
+        assert_eq!(refused.kind(), io::ErrorKind::AddrInUse);
+
+        // Connect all at once with blocking sockets before the loop accepts any.
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let clients: Vec<std::net::TcpStream> = (0..300)
+            .map(|i| {
+                let connected = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(5));
+                connected.unwrap_or_else(|e| panic!("connection {i} not taken into the backlog: {e}"))
+            })
+            .collect();
+        let echoes: Vec<_> = clients
+            .into_iter()
+            .map(|mut client| {
+                evloop::get_running_loop().unwrap().run_in_executor(move || {
+                    use std::io::{Read, Write};
+                    client.set_read_timeout(Some(Duration::from_secs(30)))?;
+                    client.write_all(b"x")?;
+                    let mut byte = [0u8; 1];
+                    client.read_exact(&mut byte)?;
+                    Ok::<u8, io::Error>(byte[0])
+                })
+            })
+            .collect();
+        for echo in echoes {
+            assert_eq!(echo.await.expect("executor job").expect("echo"), b'x');
+        }
+        for server in [first, second] {
+            server.close();
+            server.wait_closed().await;
+        }
     });
 }
