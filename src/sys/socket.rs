@@ -346,8 +346,18 @@ impl Socket {
     /// `len` bytes: `Ok(None)` to make it as asked, `Ok(Some(n))` to make it with `n`
     /// bytes, or the error to return instead. A reset shuts the socket down first, so the
     /// calls after it fail as they would after a real one.
+    #[inline]
     fn injected_fault(&self, call: SocketCall, len: usize) -> io::Result<Option<usize>> {
-        match faults::next_fault(call, len) {
+        if !faults::any_active() {
+            return Ok(None);
+        }
+        self.carry_out(faults::next_fault(call, len))
+    }
+
+    /// Does what the injector decided.
+    #[cold]
+    fn carry_out(&self, fault: Fault) -> io::Result<Option<usize>> {
+        match fault {
             Fault::None => Ok(None),
             Fault::Shorten(n) => Ok(Some(n)),
             Fault::Fail(error) => Err(error),
