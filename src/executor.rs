@@ -329,6 +329,12 @@ impl EventLoop {
         executor.stop_accepting();
         while executor.has_live_workers() && self.run_once().is_ok() {}
         executor.join();
+        // A worker's last act, after it stopped counting as live, is to wake the loop;
+        // once joined, that wake-up is surely queued: take it, so nothing another thread
+        // sent is left behind (`check_quiescent` would report it).
+        if self.has_calls_from_other_threads() {
+            let _ = self.run_once();
+        }
     }
 
     /// Resolves `host` to socket addresses for `port` (asyncio's `loop.getaddrinfo`).
