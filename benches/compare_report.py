@@ -269,6 +269,16 @@ def build_rows(records):
                 )
             )
 
+    for kind, name in (("protocol", "Protocol"), ("streams", "streams")):
+        idle = [r for r in records if r.get("bench") == "echo_idle" and (r["side"] == "tokio" or r["kind"] == kind)]
+        g = {}
+        for r in idle:
+            g.setdefault(r["side"], []).append(r)
+        rows.append(
+            Row(f"echo, {name} server: memory per idle connection (VmRSS growth)", "B", True, 0,
+                values(g, lambda r: r["bytes_per_conn"]))
+        )
+
     n = n_label(loop, "http_client", "get_1k_c100", 10_000)
     g = group(loop, bench="http_client", case="get_1k_c100")
     peers_note = "tokio = hyper; asyncio, uvloop = aiohttp"

@@ -38,6 +38,10 @@
 //!   `raw_syscalls:sys_enter` and the breakdown from a list of the calls an echo server
 //!   makes. perf's own CPU cost (tracepoints) therefore never lands in the CPU figures.
 //!
+//! And, once the timed runs are done, each server's memory per idle connection: the
+//! growth of its `VmRSS` from 1,000 connections to 2,000, each connection having echoed one
+//! message and then stayed open (issue 4's "memory per idle connection <= tokio's").
+//!
 //! Every run is also appended to the file `EVLOOP_BENCH_JSON` names, as one JSON line.
 //!
 //! Run: `cargo bench --bench echo [-- FILTER...]`. A bare number keeps only that C
@@ -68,6 +72,8 @@ const SERVERS: [&str; 3] = ["evloop-protocol", "evloop-streams", "tokio"];
 const PYTHON_KINDS: [&str; 2] = ["protocol", "streams"];
 const CONNS: [usize; 3] = [1, 100, 1000];
 const MESSAGE: usize = 64;
+/// Connections per step of the idle-memory measurement.
+const IDLE_CONNS: usize = 1000;
 const PERF_WINDOW: Duration = Duration::from_secs(1);
 /// How long, and how often, the server is sampled for its user / kernel split.
 const USER_SAMPLE_WINDOW: Duration = Duration::from_millis(1000);
@@ -544,6 +550,8 @@ fn parent(args: &[String]) {
         all.push((c, samples));
     }
 
+    let idle = idle_memory_rows(&servers, runs, &tools, &mut out);
+
     let others = all.iter().flat_map(|(_, v)| v.iter().flatten()).map(|x| x.others_pct).fold(0.0, f64::max);
     if others > 10.0 {
         let _ = writeln!(
@@ -585,7 +593,56 @@ fn parent(args: &[String]) {
             }
         }
     }
+    let tokio_idle = idle.iter().find(|(server, _)| *server == "tokio").map(|(_, bytes)| *bytes);
+    for (server, bytes) in idle.iter().filter(|(server, _)| server.starts_with("evloop")) {
+        if let Some(tokio_bytes) = tokio_idle {
+            let _ = writeln!(
+                out,
+                "  idle   {server:<16} memory per idle connection <= tokio's: {bytes:.0} vs {tokio_bytes:.0} B -> {}",
+                verdict(*bytes <= tokio_bytes)
+            );
+        }
+    }
     print!("{out}");
+}
+
+/// Measures every server's memory per idle connection `runs` times, alternating servers;
+/// writes a table to `out` and returns each server's median.
+fn idle_memory_rows(servers: &[&str], runs: usize, tools: &Tools, out: &mut String) -> Vec<(String, f64)> {
+    let batch = idle_batch();
+    let mut bytes: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    for run in 0..runs {
+        for (s, server) in servers.iter().enumerate() {
+            let per_conn = idle_memory(server, tools);
+            eprintln!("idle {server} run {}/{runs}: {per_conn:.0} B per connection", run + 1);
+            let (side, kind) = server.split_once('-').unwrap_or((server, "task-per-connection"));
+            common::json_line(&[
+                ("bench", common::Json::Str("echo_idle")),
+                ("case", common::Json::Str("idle_memory")),
+                ("server", common::Json::Str(server)),
+                ("side", common::Json::Str(side)),
+                ("kind", common::Json::Str(kind)),
+                ("run", common::Json::Num((run + 1) as f64)),
+                ("bytes_per_conn", common::Json::Num(per_conn)),
+            ]);
+            bytes[s].push(per_conn);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nmemory per idle connection: VmRSS growth of the server from {batch} to {} connections, each having \
+         echoed one message; median [min-max] of {runs} runs",
+        2 * batch
+    );
+    let mut medians = Vec::new();
+    for (s, server) in servers.iter().enumerate() {
+        let mut v = bytes[s].clone();
+        v.sort_by(f64::total_cmp);
+        let median = v[v.len() / 2];
+        let _ = writeln!(out, "  {server:<16} {median:>6.0} B [{:.0}-{:.0}]", v[0], v[v.len() - 1]);
+        medians.push((server.to_string(), median));
+    }
+    medians
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -719,10 +776,9 @@ fn field(line: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
 }
 
-fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, tools: &Tools) -> Sample {
-    let deadline = Instant::now() + Duration::from_secs(env_u64("EVLOOP_BENCH_TIMEOUT").unwrap_or(120));
-    let who = format!("C={conns} {server}");
-    let mut server_child = Reaped(
+/// Starts `server` on CPU 0 and waits for the port it announces.
+fn start_server(server: &str, tools: &Tools, deadline: Instant, who: &str) -> (Reaped, u16) {
+    let mut child = Reaped(
         server_command(tools, server)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -730,10 +786,17 @@ fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, too
             .spawn()
             .expect("spawn server"),
     );
+    let lines = lines_of(child.0.stdout.take().expect("server stdout"));
+    let port_line = expect_line(&lines, "EVLOOP_ECHO_PORT", deadline, who);
+    let port = port_line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("a port number");
+    (child, port)
+}
+
+fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, tools: &Tools) -> Sample {
+    let deadline = Instant::now() + Duration::from_secs(env_u64("EVLOOP_BENCH_TIMEOUT").unwrap_or(120));
+    let who = format!("C={conns} {server}");
+    let (server_child, port) = start_server(server, tools, deadline, &who);
     let pid = server_child.0.id();
-    let server_lines = lines_of(server_child.0.stdout.take().expect("server stdout"));
-    let port_line = expect_line(&server_lines, "EVLOOP_ECHO_PORT", deadline, &who);
-    let port: u16 = port_line.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("a port number");
 
     let load_args: Vec<String> = [
         "--load",
@@ -815,6 +878,55 @@ fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, too
         eprintln!("{who}: perf failed: {why}");
     }
     sample
+}
+
+/// Memory per idle connection of `server`, in bytes: the growth of its `VmRSS` from
+/// [`IDLE_CONNS`] open connections to twice as many, each having echoed one message and
+/// then left open. Counting from the first batch leaves out what a server allocates once
+/// for its first connections (a read buffer, the runtime's tables).
+fn idle_memory(server: &str, tools: &Tools) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(env_u64("EVLOOP_BENCH_TIMEOUT").unwrap_or(120));
+    let (server_child, port) = start_server(server, tools, deadline, &format!("idle {server}"));
+    let pid = server_child.0.id();
+    let batch = idle_batch();
+    let mut open = Vec::with_capacity(2 * batch);
+    echo_once_and_keep(port, batch, &mut open);
+    let before = vm_rss_kib(pid);
+    echo_once_and_keep(port, batch, &mut open);
+    let after = vm_rss_kib(pid);
+    drop(open);
+    drop(server_child);
+    after.saturating_sub(before) as f64 * 1024.0 / batch as f64
+}
+
+/// [`IDLE_CONNS`], or fewer if this process may not open twice as many descriptors.
+fn idle_batch() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    let soft = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(3)?.parse::<usize>().ok());
+    soft.map_or(IDLE_CONNS, |limit| IDLE_CONNS.min(limit.saturating_sub(64) / 2))
+}
+
+/// Opens `count` connections one after another, each echoing one message, and keeps them.
+fn echo_once_and_keep(port: u16, count: usize, open: &mut Vec<TcpStream>) {
+    let message = [b'x'; MESSAGE];
+    for _ in 0..count {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the echo server");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("set a read timeout");
+        stream.write_all(&message).expect("send one message");
+        let mut back = [0u8; MESSAGE];
+        stream.read_exact(&mut back).expect("read the echo");
+        open.push(stream);
+    }
+}
+
+/// A process's resident memory in KiB (`VmRSS` of /proc/<pid>/status).
+fn vm_rss_kib(pid: u32) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/<pid>/status");
+    let line = text.lines().find(|l| l.starts_with("VmRSS:")).expect("VmRSS in /proc/<pid>/status");
+    line.split_whitespace().nth(1).and_then(|kib| kib.parse().ok()).expect("VmRSS in kB")
 }
 
 /// The share of the server's CPU time spent in user space: `perf record -e cpu-clock -F
