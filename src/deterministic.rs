@@ -19,8 +19,60 @@
 //! });
 //! ```
 //!
-//! `tests/example_user_property.rs` is a complete proptest of a user's own async code in
-//! this mode, written to be copied.
+//! A complete property test of one's own async code in this mode, to copy (with proptest
+//! in your dev-dependencies). Write `#[test]` before the `fn` inside `proptest!` to make it
+//! a test; here, in the docs, it is called by hand:
+//!
+//! ```
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//! use std::time::Duration;
+//!
+//! use evloop::{create_task, deterministic, gather, sleep, EventLoop};
+//! use proptest::prelude::*;
+//!
+//! /// The code under test: one task per delay, each noting its index when it wakes.
+//! async fn wake_order(delays_ms: Vec<u64>) -> Vec<usize> {
+//!     let woke = Rc::new(RefCell::new(Vec::new()));
+//!     let tasks: Vec<_> = delays_ms
+//!         .iter()
+//!         .enumerate()
+//!         .map(|(index, &ms)| {
+//!             let woke = woke.clone();
+//!             create_task(async move {
+//!                 sleep(Duration::from_millis(ms)).await;
+//!                 woke.borrow_mut().push(index);
+//!             })
+//!         })
+//!         .collect();
+//!     gather(tasks).await.unwrap();
+//!     woke.take()
+//! }
+//!
+//! proptest! {
+//!     #![proptest_config(ProptestConfig::with_cases(32))]
+//!     fn tasks_wake_in_deadline_order(
+//!         seed in any::<u64>(),
+//!         delays_ms in prop::collection::vec(0u64..86_400_000, 1..20),
+//!     ) {
+//!         deterministic::report_seed(seed, |seed| {
+//!             let event_loop = EventLoop::builder().virtual_clock().seed(seed).build().unwrap();
+//!             let order = event_loop.run_until_complete(wake_order(delays_ms.clone())).unwrap();
+//!             // Distinct deadlines wake in deadline order whatever the seed; equal ones may
+//!             // wake in any order the seed picks.
+//!             for pair in order.windows(2) {
+//!                 assert!(delays_ms[pair[0]] <= delays_ms[pair[1]], "{order:?} for {delays_ms:?}");
+//!             }
+//!             event_loop.assert_quiescent();
+//!         });
+//!     }
+//! }
+//!
+//! tasks_wake_in_deadline_order();
+//! ```
+//!
+//! `tests/example_user_property.rs` is a longer one (a job runner with a concurrency
+//! limit), run with the other tests.
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
