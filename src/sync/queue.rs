@@ -106,16 +106,12 @@ impl fmt::Display for QueueEmpty {
 
 impl std::error::Error for QueueEmpty {}
 
+/// Where a parked `get` or `put` stands: still waiting, or granted the right to take an
+/// item (a getter) or the room for one (a putter).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum GetSlot {
+enum Slot {
     Waiting,
-    MayTake,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum PutSlot {
-    Waiting,
-    RoomReserved,
+    Granted,
 }
 
 /// A queue for coroutines (asyncio's `asyncio.Queue`); `O` picks the order:
@@ -142,8 +138,8 @@ enum PutSlot {
 pub struct Queue<T, O: Order<T> = Fifo> {
     maxsize: usize,
     buffer: std::cell::RefCell<O::Buffer>,
-    getters: WaitQueue<GetSlot>,
-    putters: WaitQueue<PutSlot>,
+    getters: WaitQueue<Slot>,
+    putters: WaitQueue<Slot>,
     /// Items promised to woken getters that have not run yet; never more than are stored.
     promised: Cell<usize>,
     /// Room reserved for putters that have not run yet.
@@ -215,9 +211,9 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
             Ok(()) => return,
             Err(QueueFull(item)) => item,
         };
-        let mut parked = ParkedPut { queue: self, waiter: self.putters.push(PutSlot::Waiting), done: false };
+        let mut parked = ParkedPut { queue: self, waiter: self.putters.push(Slot::Waiting), done: false };
         poll_fn(|cx| {
-            if *parked.waiter.state.borrow() == PutSlot::RoomReserved {
+            if *parked.waiter.state.borrow() == Slot::Granted {
                 return Poll::Ready(());
             }
             parked.waiter.register(cx);
@@ -247,10 +243,10 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
                     return Poll::Ready(item);
                 }
                 parked =
-                    Some(ParkedGet { queue: self, waiter: self.getters.push(GetSlot::Waiting), done: false });
+                    Some(ParkedGet { queue: self, waiter: self.getters.push(Slot::Waiting), done: false });
             }
             let waiter = &parked.as_ref().expect("parked above").waiter;
-            if *waiter.state.borrow() == GetSlot::Waiting {
+            if *waiter.state.borrow() == Slot::Waiting {
                 waiter.register(cx);
                 return Poll::Pending;
             }
@@ -299,7 +295,7 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
     fn promise_to_next_getter(&self) {
         if let Some(getter) = self.getters.pop_front() {
             self.promised.set(self.promised.get() + 1);
-            getter.grant(GetSlot::MayTake);
+            getter.grant(Slot::Granted);
         }
     }
 
@@ -317,7 +313,7 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
         }
         if let Some(putter) = self.putters.pop_front() {
             self.reserved.set(self.reserved.get() + 1);
-            putter.grant(PutSlot::RoomReserved);
+            putter.grant(Slot::Granted);
         }
     }
 }
@@ -326,7 +322,7 @@ impl<T: 'static, O: Order<T>> Queue<T, O> {
 /// passes on the item promised to it.
 struct ParkedGet<'a, T: 'static, O: Order<T>> {
     queue: &'a Queue<T, O>,
-    waiter: Rc<Waiter<GetSlot>>,
+    waiter: Rc<Waiter<Slot>>,
     done: bool,
 }
 
@@ -345,7 +341,7 @@ impl<T: 'static, O: Order<T>> Drop for ParkedGet<'_, T, O> {
             return;
         }
         let queue = self.queue;
-        if *self.waiter.state.borrow() == GetSlot::MayTake {
+        if *self.waiter.state.borrow() == Slot::Granted {
             queue.promised.set(queue.promised.get() - 1);
             queue.promise_to_next_getter();
         } else {
@@ -358,7 +354,7 @@ impl<T: 'static, O: Order<T>> Drop for ParkedGet<'_, T, O> {
 /// passes on the room reserved for it. The item is not put.
 struct ParkedPut<'a, T: 'static, O: Order<T>> {
     queue: &'a Queue<T, O>,
-    waiter: Rc<Waiter<PutSlot>>,
+    waiter: Rc<Waiter<Slot>>,
     done: bool,
 }
 
@@ -368,7 +364,7 @@ impl<T: 'static, O: Order<T>> Drop for ParkedPut<'_, T, O> {
             return;
         }
         let queue = self.queue;
-        if *self.waiter.state.borrow() == PutSlot::RoomReserved {
+        if *self.waiter.state.borrow() == Slot::Granted {
             queue.reserved.set(queue.reserved.get() - 1);
             queue.reserve_room_for_putter();
         } else {
