@@ -190,7 +190,8 @@ impl Client {
 
     /// One request on one connection, and its response head. A kept-alive connection
     /// that the server closed while it sat in the pool fails before any byte of a
-    /// response; then the request goes once more on a new connection.
+    /// response; then an idempotent request goes once more on a new connection, and any
+    /// other fails (the server may have acted on it: RFC 9110 section 9.2.2, aiohttp).
     async fn send(&self, method: &str, url: &Url, body: Option<&[u8]>) -> Result<Response, HttpError> {
         let key = PoolKey::of(url).map_err(|kind| HttpError::new(url.as_str(), kind))?;
         let permits =
@@ -202,6 +203,9 @@ impl Client {
                     return Ok(self.response(url, key, connection, head, framing, permits))
                 }
                 Err(Exchange::Failed(kind)) => return Err(HttpError::new(url.as_str(), kind)),
+                Err(Exchange::StaleConnection(error)) if !is_idempotent(method) => {
+                    return Err(HttpError::new(url.as_str(), closed_without_response(error)))
+                }
                 Err(Exchange::StaleConnection(_)) => {}
             }
         }
@@ -213,13 +217,9 @@ impl Client {
                 Ok(self.response(url, key, connection, head, framing, permits))
             }
             Err(Exchange::Failed(kind)) => Err(HttpError::new(url.as_str(), kind)),
-            Err(Exchange::StaleConnection(Some(error))) => {
-                Err(HttpError::new(url.as_str(), HttpErrorKind::Io(error)))
+            Err(Exchange::StaleConnection(error)) => {
+                Err(HttpError::new(url.as_str(), closed_without_response(error)))
             }
-            Err(Exchange::StaleConnection(None)) => Err(HttpError::new(
-                url.as_str(),
-                HttpErrorKind::Protocol("the server closed the connection without a response".to_string()),
-            )),
         }
     }
 
@@ -280,6 +280,22 @@ fn check_url(url: &Url) -> Result<(), HttpError> {
         return Err(HttpError::new(url.as_str(), HttpErrorKind::InvalidUrl("no host".to_string())));
     }
     Ok(())
+}
+
+/// Whether a request with `method` may be sent again when its connection failed before
+/// a response: the idempotent methods of RFC 9110 section 9.2.2, the set aiohttp retries
+/// on a kept-alive connection.
+fn is_idempotent(method: &str) -> bool {
+    ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"].contains(&method)
+}
+
+/// The error for a connection that ended before a single byte of response: the I/O error
+/// it ended with, or none (a clean close).
+fn closed_without_response(error: Option<std::io::Error>) -> HttpErrorKind {
+    match error {
+        Some(error) => HttpErrorKind::Io(error),
+        None => HttpErrorKind::Protocol("the server closed the connection without a response".to_string()),
+    }
 }
 
 enum Exchange {

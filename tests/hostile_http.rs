@@ -1,0 +1,597 @@
+//! The HTTP client and the fetch and crawl examples against hostile servers, with RFC 9112
+//! as the referee. The rule: bad input gets a clear error and loses nothing; never a panic,
+//! a hang, unbounded memory, or a wrong body reported as a success.
+//!
+//! The scripted server (tests/support/scripted_http.rs) serves canned bytes; the few
+//! servers that must misbehave over time (trickle, endless bodies or heads) are small std
+//! threads here. Every test is bounded by a time limit; nothing sleeps to let things happen.
+
+use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use evloop::http::{Client, ClientOptions, HttpError, HttpErrorKind};
+use server::{Reply, Server};
+
+/// Every in-process test's client side must finish within this.
+const TEST_LIMIT: Duration = Duration::from_secs(20);
+
+/// No run of an example may take longer.
+#[allow(dead_code)]
+const EXAMPLE_LIMIT: Duration = Duration::from_secs(20);
+
+/// Runs `main` on a new loop, bounded by [`TEST_LIMIT`] (boxed first: the client's futures
+/// are large in debug builds).
+fn run<F>(main: F) -> F::Output
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let main = Box::pin(main);
+    evloop::run(async move { evloop::wait_for(main, TEST_LIMIT).await.expect("the test timed out") })
+        .expect("the loop failed")
+}
+
+fn options() -> ClientOptions {
+    ClientOptions {
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
+/// `method url` and the whole body.
+async fn fetch_all(client: &Client, method: &str, url: &str) -> Result<(u16, Bytes), HttpError> {
+    let response = client.request(method, url, None).await?;
+    let status = response.status();
+    Ok((status, response.bytes().await?))
+}
+
+/// GETs each URL in turn with one client; the results in order.
+fn get_each(urls: Vec<String>) -> Vec<Result<(u16, Bytes), HttpError>> {
+    run(async move {
+        let client = Client::with_options(options());
+        let mut results = Vec::new();
+        for url in &urls {
+            results.push(fetch_all(&client, "GET", url).await);
+        }
+        results
+    })
+}
+
+fn ok(body: &[u8]) -> Reply {
+    Reply::status("200 OK", "", body)
+}
+
+/// Asserts `result` is a protocol error whose message says `expected`.
+fn assert_protocol_error(what: &str, result: &Result<(u16, Bytes), HttpError>, expected: &str) {
+    match result {
+        Err(error @ HttpError { kind: HttpErrorKind::Protocol(_), .. }) => {
+            let message = error.to_string();
+            assert!(message.contains(expected), "{what}: {message:?} does not say {expected:?}");
+        }
+        other => panic!("{what}: expected a protocol error saying {expected:?}, got {other:?}"),
+    }
+}
+
+/// The connection each request came on, in order.
+fn conns(server: &Server) -> Vec<usize> {
+    server.requests().into_iter().map(|r| r.conn).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Framing: Content-Length and Transfer-Encoding
+
+#[test]
+fn content_length_and_transfer_encoding_together_is_an_error_and_the_connection_is_dropped() {
+    // RFC 9112 6.3 rule 3: Transfer-Encoding overrides Content-Length, and the message
+    // "ought to be handled as an error"; the connection must not be reused either way.
+    let server = Server::start(|request| {
+        match request.target.as_str() {
+        "/both" => Reply::raw(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"[..],
+        ),
+        _ => ok(b"next"),
+    }
+    });
+    let results = get_each(vec![server.url("/both"), server.url("/next")]);
+    assert_protocol_error("CL and TE", &results[0], "both Transfer-Encoding and Content-Length");
+    assert_eq!(results[1].as_ref().unwrap(), &(200, Bytes::from_static(b"next")));
+    assert_eq!(conns(&server), [0, 1], "the ambiguous connection is not reused");
+}
+
+#[test]
+fn bad_content_length_values_are_errors() {
+    let cases: &[(&str, &str)] = &[
+        ("Content-Length: 5\r\nContent-Length: 6", "conflicting Content-Length values (5 and 6)"),
+        ("Content-Length: 5, 6", "conflicting Content-Length values (5 and 6)"),
+        ("Content-Length: +5", "invalid Content-Length \"+5\""),
+        ("Content-Length: -5", "invalid Content-Length \"-5\""),
+        ("Content-Length: 5 5", "invalid Content-Length \"5 5\""),
+        ("Content-Length: 0x5", "invalid Content-Length \"0x5\""),
+        ("Content-Length: 5.0", "invalid Content-Length \"5.0\""),
+        ("Content-Length:", "invalid Content-Length \"\""),
+        ("Content-Length: 18446744073709551616", "overflows"),
+        ("Content-Length: 999999999999999999999999999999", "overflows"),
+    ];
+    let replies: Vec<(String, Vec<u8>)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (header, _))| {
+            (format!("/{i}"), format!("HTTP/1.1 200 OK\r\n{header}\r\n\r\nhello").into_bytes())
+        })
+        .collect();
+    let server = Server::start(move |request| {
+        let (_, bytes) = replies.iter().find(|(path, _)| *path == request.target).expect("a known path");
+        Reply::raw(bytes.clone()).hang()
+    });
+    let results = get_each((0..cases.len()).map(|i| server.url(&format!("/{i}"))).collect());
+    for ((header, expected), result) in cases.iter().zip(&results) {
+        assert_protocol_error(header, result, expected);
+    }
+}
+
+#[test]
+fn repeated_identical_content_length_and_surrounding_spaces_are_fine() {
+    let server = Server::start(|request| match request.target.as_str() {
+        "/repeated" => {
+            Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello"[..])
+        }
+        "/list" => Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello"[..]),
+        _ => Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length:   005  \r\n\r\nhello"[..]),
+    });
+    let results = get_each(["/repeated", "/list", "/spaces"].map(|p| server.url(p)).to_vec());
+    for result in results {
+        assert_eq!(result.unwrap(), (200, Bytes::from_static(b"hello")));
+    }
+}
+
+#[test]
+fn bad_chunked_bodies_are_errors() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"5x\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+        (b"0x5\r\nhello\r\n0\r\n\r\n", "invalid chunk size"),
+        (b"-5\r\nhello\r\n0\r\n\r\n", "missing chunk size"),
+        (b" 5\r\nhello\r\n0\r\n\r\n", "missing chunk size"),
+        (b"\r\nhello\r\n0\r\n\r\n", "missing chunk size"),
+        (b"10000000000000000\r\nhello\r\n", "chunk size overflows"),
+        (b"5\r\nhelloX\r\n0\r\n\r\n", "missing CRLF after chunk data"),
+        (b"5\r\nhello0\r\n\r\n", "missing CRLF after chunk data"),
+        (b"5\rhello\r\n0\r\n\r\n", "missing LF after CR"),
+    ];
+    let replies: Vec<(String, Vec<u8>)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (body, _))| {
+            let mut bytes = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            bytes.extend_from_slice(body);
+            (format!("/{i}"), bytes)
+        })
+        .collect();
+    let server = Server::start(move |request| {
+        let (_, bytes) = replies.iter().find(|(path, _)| *path == request.target).expect("a known path");
+        Reply::raw(bytes.clone()).hang()
+    });
+    let results = get_each((0..cases.len()).map(|i| server.url(&format!("/{i}"))).collect());
+    for ((body, expected), result) in cases.iter().zip(&results) {
+        assert_protocol_error(&String::from_utf8_lossy(body), result, expected);
+    }
+}
+
+#[test]
+fn bodies_cut_short_by_a_close_are_errors_never_short_successes() {
+    let server = Server::start(|request| match request.target.as_str() {
+        "/length" => Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"[..]).close(),
+        "/no-final-crlf" => {
+            Reply::raw(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"[..])
+                .close()
+        }
+        "/mid-chunk" => {
+            Reply::raw(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nhello"[..]).close()
+        }
+        _ => Reply::raw(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"[..]).close(),
+    });
+    let results = get_each(
+        ["/length", "/no-final-crlf", "/mid-chunk", "/no-last-chunk"].map(|p| server.url(p)).to_vec(),
+    );
+    let expected = [
+        "got 5 of 10 bytes",
+        "the trailer section was unfinished",
+        "4 more bytes of the current chunk due",
+        "the last chunk was missing",
+    ];
+    for (result, expected) in results.iter().zip(expected) {
+        assert_protocol_error(expected, result, "connection closed before the body was complete");
+        assert_protocol_error(expected, result, expected);
+    }
+}
+
+#[test]
+fn a_close_delimited_body_ends_at_the_close() {
+    let server = Server::start(|_| Reply::raw(&b"HTTP/1.1 200 OK\r\n\r\nuntil the end"[..]).close());
+    let results = get_each(vec![server.url("/"), server.url("/again")]);
+    for result in results {
+        assert_eq!(result.unwrap(), (200, Bytes::from_static(b"until the end")));
+    }
+    assert_eq!(server.accepts(), 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Responses without a body, interim responses
+
+#[test]
+fn bodiless_responses_without_stray_bytes_keep_the_connection() {
+    let server = Server::start(|request| match (request.method.as_str(), request.target.as_str()) {
+        (_, "/204") => Reply::raw(&b"HTTP/1.1 204 No Content\r\n\r\n"[..]),
+        (_, "/304") => Reply::raw(&b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n"[..]),
+        ("HEAD", _) => Reply::raw(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..]),
+        _ => ok(b"body"),
+    });
+    let urls = ["/204", "/304", "/head", "/get"].map(|p| server.url(p));
+    let results = run(async move {
+        let client = Client::with_options(options());
+        let mut results = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            let method = if i == 2 { "HEAD" } else { "GET" };
+            results.push(fetch_all(&client, method, url).await.unwrap());
+        }
+        results
+    });
+    let statuses: Vec<(u16, usize)> = results.iter().map(|(s, b)| (*s, b.len())).collect();
+    assert_eq!(statuses, [(204, 0), (304, 0), (200, 0), (200, 4)]);
+    assert_eq!(conns(&server), [0, 0, 0, 0]);
+}
+
+#[test]
+fn several_interim_responses_in_a_row_are_skipped() {
+    let mut reply = Vec::new();
+    for _ in 0..20 {
+        reply.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    reply.extend_from_slice(b"HTTP/1.1 102 Processing\r\n\r\n");
+    reply.extend_from_slice(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nLink: </b.js>\r\n\r\n",
+    );
+    reply.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal");
+    let server = Server::start(move |request| match request.target.as_str() {
+        "/interim" => Reply::raw(reply.clone()),
+        _ => ok(b"next"),
+    });
+    let results = get_each(vec![server.url("/interim"), server.url("/next")]);
+    assert_eq!(results[0].as_ref().unwrap(), &(200, Bytes::from_static(b"final")));
+    assert_eq!(results[1].as_ref().unwrap(), &(200, Bytes::from_static(b"next")));
+    assert_eq!(conns(&server), [0, 0]);
+}
+
+#[test]
+fn an_interim_response_then_a_close_is_an_error() {
+    let server = Server::start(|_| Reply::raw(&b"HTTP/1.1 100 Continue\r\n\r\n"[..]).close());
+    let results = get_each(vec![server.url("/")]);
+    assert_protocol_error("100 then close", &results[0], "closed");
+}
+
+// ---------------------------------------------------------------------------------------
+// The response head
+
+#[test]
+fn malformed_heads_are_errors() {
+    let cases: &[(&[u8], &str)] = &[
+        (b"HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello", "invalid header field name"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length\t: 5\r\n\r\nhello", "invalid header field name"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length 5\r\n\r\nhello", "invalid header field name"),
+        (b"HTTP/1.1 200 OK\r\nno colon at all\r\n\r\nhello", "invalid header field name"),
+        (b"HTTP/1.1 200 OK\r\n Content-Length: 5\r\n\r\nhello", "invalid header field name"),
+        (b"HTTP/1.1 200 OK\r\nX-\xff: y\r\nContent-Length: 5\r\n\r\nhello", "invalid header field name"),
+        (b"HTTP/2 200\r\n\r\n", "unsupported HTTP version"),
+        (b"HTTP/2.0 200 OK\r\n\r\n", "unsupported HTTP version"),
+        (b"HTTP/1.2 200 OK\r\n\r\n", "unsupported HTTP version"),
+        (b"HTTP/0.9 200 OK\r\n\r\n", "unsupported HTTP version"),
+        (b"http/1.1 200 OK\r\n\r\n", "not HTTP"),
+        (b"ICY 200 OK\r\n\r\n", "not HTTP"),
+        (b"<html><body>no status line</body></html>\r\n\r\n", "not HTTP"),
+        (b"HTTP/1.1 20 OK\r\n\r\n", "invalid status line"),
+        (b"HTTP/1.1 2000 OK\r\n\r\n", "invalid status line"),
+        (b"HTTP/1.1 099 Low\r\n\r\n", "invalid status code 099"),
+        (b"HTTP/1.1 200 OK\r\nA: x\x00y\r\n\r\n", "invalid header field value"),
+    ];
+    let replies: Vec<(String, Vec<u8>)> =
+        cases.iter().enumerate().map(|(i, (bytes, _))| (format!("/{i}"), bytes.to_vec())).collect();
+    let server = Server::start(move |request| {
+        let (_, bytes) = replies.iter().find(|(path, _)| *path == request.target).expect("a known path");
+        Reply::raw(bytes.clone()).hang()
+    });
+    let results = get_each((0..cases.len()).map(|i| server.url(&format!("/{i}"))).collect());
+    for ((bytes, expected), result) in cases.iter().zip(&results) {
+        assert_protocol_error(&String::from_utf8_lossy(bytes), result, expected);
+    }
+}
+
+#[test]
+fn lenient_but_unambiguous_heads_are_accepted() {
+    // RFC 9112 2.2: a bare LF may be taken for CRLF; 5.2: obs-fold in a response is
+    // replaced by spaces; obs-text (non-UTF-8 bytes) is allowed in values and the reason.
+    let cases: &[&[u8]] = &[
+        b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello",
+        b"HTTP/1.1 200 OK\r\nX-Folded: one\r\n two\r\n\tthree\r\nContent-Length: 5\r\n\r\nhello",
+        b"HTTP/1.1 200 \xff\xfe\r\nX-Bin: \xff\xfe\xfd\r\nContent-Length: 5\r\n\r\nhello",
+        b"HTTP/1.1 200\r\nContent-Length: 5\r\n\r\nhello",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    ];
+    let replies: Vec<(String, Vec<u8>)> =
+        cases.iter().enumerate().map(|(i, bytes)| (format!("/{i}"), bytes.to_vec())).collect();
+    let server = Server::start(move |request| {
+        let (_, bytes) = replies.iter().find(|(path, _)| *path == request.target).expect("a known path");
+        Reply::raw(bytes.clone())
+    });
+    let urls: Vec<String> = (0..cases.len()).map(|i| server.url(&format!("/{i}"))).collect();
+    let heads = run(async move {
+        let client = Client::with_options(options());
+        let mut heads = Vec::new();
+        for url in &urls {
+            let response = client.get(url).await.unwrap();
+            let folded = response.header("x-folded").map(str::to_string);
+            let binary = response.headers().iter().find(|(n, _)| n == "x-bin").map(|(_, v)| v.clone());
+            assert_eq!(&response.bytes().await.unwrap()[..], b"hello");
+            heads.push((folded, binary));
+        }
+        heads
+    });
+    let folded = heads[1].0.as_deref().unwrap();
+    assert!(folded.starts_with("one") && folded.contains("two") && folded.ends_with("three"), "{folded:?}");
+    assert!(!folded.contains(['\r', '\n']), "{folded:?}");
+    assert_eq!(heads[2].1.as_deref(), Some(&b"\xff\xfe\xfd"[..]));
+}
+
+#[test]
+fn an_endless_head_is_cut_off_at_64_kib() {
+    // A server that sends header lines forever, as fast as it can.
+    let url = serve_forever(|stream| {
+        stream.write_all(b"HTTP/1.1 200 OK\r\n")?;
+        loop {
+            stream.write_all(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n")?;
+        }
+    });
+    let results = get_each(vec![url]);
+    assert_protocol_error("endless head", &results[0], "response head exceeds 64 KiB");
+}
+
+// ---------------------------------------------------------------------------------------
+// Time limits
+
+#[test]
+fn the_head_time_limit_fires_for_silent_and_trickling_servers() {
+    let silent = Server::start(|_| Reply::raw(Vec::new()).hang());
+    // One byte every 50 ms, forever: each read makes progress, the whole never comes.
+    let trickle = serve_forever(|stream| {
+        for &byte in b"HTTP/1.1 200 OK\r\nX-Slow: ".iter().chain(std::iter::repeat(&b'a')) {
+            stream.write_all(&[byte])?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    });
+    let urls = vec![silent.url("/"), trickle];
+    let results = run(async move {
+        let client = Client::with_options(ClientOptions { timeout: Duration::from_millis(500), ..options() });
+        let mut results = Vec::new();
+        for url in &urls {
+            let started = std::time::Instant::now();
+            let result = client.get(url).await.map(|r| r.status());
+            results.push((result, started.elapsed()));
+        }
+        results
+    });
+    for (result, elapsed) in results {
+        let error = result.unwrap_err();
+        assert!(matches!(error.kind, HttpErrorKind::Timeout(_)), "{error:?}");
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Bodies that never end
+
+#[test]
+fn an_endless_chunked_body_is_handed_out_in_bounded_pieces() {
+    let url = serve_forever(|stream| {
+        stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+        let mut chunk = format!("{:x}\r\n", 16 * 1024).into_bytes();
+        chunk.extend_from_slice(&[b'z'; 16 * 1024]);
+        chunk.extend_from_slice(b"\r\n");
+        loop {
+            stream.write_all(&chunk)?;
+        }
+    });
+    let (total, largest) = run(async move {
+        let client = Client::with_options(options());
+        let mut response = client.get(&url).await.unwrap();
+        let (mut total, mut largest) = (0usize, 0usize);
+        while total < 32 * 1024 * 1024 {
+            let chunk = response.chunk().await.unwrap().expect("the body never ends");
+            assert!(chunk.iter().all(|&b| b == b'z'));
+            total += chunk.len();
+            largest = largest.max(chunk.len());
+        }
+        (total, largest)
+    });
+    assert!(total >= 32 * 1024 * 1024);
+    assert!(largest <= 256 * 1024, "pieces stay small: the largest was {largest} bytes");
+}
+
+// ---------------------------------------------------------------------------------------
+// Redirects
+
+// ---------------------------------------------------------------------------------------
+// Keep-alive
+
+#[test]
+fn connection_close_on_a_kept_alive_connection_is_honoured() {
+    let server = Server::start(|request| match request.target.as_str() {
+        "/close" => Reply::status("200 OK", "Connection: close\r\n", b"last"),
+        _ => ok(b"kept"),
+    });
+    let results = get_each(["/a", "/close", "/b", "/c"].map(|p| server.url(p)).to_vec());
+    let bodies: Vec<Bytes> = results.into_iter().map(|r| r.unwrap().1).collect();
+    assert_eq!(bodies, ["kept", "last", "kept", "kept"].map(|s| Bytes::from_static(s.as_bytes())));
+    assert_eq!(conns(&server), [0, 0, 1, 1]);
+}
+
+#[test]
+fn a_pooled_connection_closed_on_reuse_is_retried_once_for_idempotent_requests_only() {
+    // Every connection answers its first request and closes silently on its second: the
+    // pooled connection fails right as it is reused.
+    let counts = std::sync::Mutex::new(std::collections::HashMap::<usize, usize>::new());
+    let server = Server::start(move |request| {
+        let n = {
+            let mut counts = counts.lock().unwrap();
+            let n = counts.entry(request.conn).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if n == 1 {
+            ok(request.target.as_bytes())
+        } else {
+            Reply::raw(Vec::new()).close()
+        }
+    });
+    let [a, b, c, d, e] = ["/a", "/b", "/post", "/put", "/put-again"].map(|p| server.url(p));
+    let results = run(async move {
+        let client = Client::with_options(options());
+        let mut results = Vec::new();
+        // GET on a fresh connection, then GET on the pooled one: closed, retried once.
+        results.push(fetch_all(&client, "GET", &a).await.map_err(|e| e.to_string()));
+        results.push(fetch_all(&client, "GET", &b).await.map_err(|e| e.to_string()));
+        // POST on the pooled connection: closed, and not retried (it may have been acted on).
+        let posted = client.post(&c, b"form".to_vec()).await;
+        results.push(posted.map(|r| (r.status(), Bytes::new())).map_err(|e| e.to_string()));
+        // PUT is idempotent: on a fresh connection (the last one was dropped), then on the
+        // pooled one: closed, retried once.
+        results.push(fetch_all(&client, "PUT", &d).await.map_err(|e| e.to_string()));
+        results.push(fetch_all(&client, "PUT", &e).await.map_err(|e| e.to_string()));
+        results
+    });
+    assert_eq!(results[0], Ok((200, Bytes::from_static(b"/a"))));
+    assert_eq!(results[1], Ok((200, Bytes::from_static(b"/b"))));
+    let post_error = results[2].as_ref().unwrap_err();
+    assert!(post_error.contains("closed the connection without a response"), "{post_error}");
+    assert_eq!(results[3], Ok((200, Bytes::from_static(b"/put"))));
+    assert_eq!(results[4], Ok((200, Bytes::from_static(b"/put-again"))));
+    let requests: Vec<(usize, String, String)> =
+        server.requests().into_iter().map(|r| (r.conn, r.method, r.target)).collect();
+    let posts = requests.iter().filter(|(_, method, _)| method == "POST").count();
+    assert_eq!(posts, 1, "the POST was sent once: {requests:?}");
+    let expected: Vec<(usize, String, String)> = [
+        (0, "GET", "/a"),
+        (0, "GET", "/b"),
+        (1, "GET", "/b"),
+        (1, "POST", "/post"),
+        (2, "PUT", "/put"),
+        (2, "PUT", "/put-again"),
+        (3, "PUT", "/put-again"),
+    ]
+    .into_iter()
+    .map(|(c, m, t)| (c, m.to_string(), t.to_string()))
+    .collect();
+    assert_eq!(requests, expected);
+}
+
+#[test]
+fn a_fresh_connection_that_closes_without_a_response_is_not_retried() {
+    let server = Server::start(|_| Reply::raw(Vec::new()).close());
+    let results = get_each(vec![server.url("/")]);
+    assert_protocol_error("silent close", &results[0], "closed the connection without a response");
+    assert_eq!(server.accepts(), 1, "one attempt only");
+}
+
+// ---------------------------------------------------------------------------------------
+// Codings
+
+#[test]
+fn a_content_coding_is_passed_on_as_sent_with_its_header() {
+    // The client asks for `Accept-Encoding: identity` and decodes no content coding: a
+    // server that compresses anyway gets its bytes handed on unchanged, labelled by the
+    // Content-Encoding header (what curl does without --compressed).
+    let gzip =
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\xcbH\xcd\xc9\xc9\x07\x00\x86\xa6\x106\x05\x00\x00\x00";
+    let server = Server::start(move |_| Reply::status("200 OK", "Content-Encoding: gzip\r\n", gzip));
+    let url = server.url("/");
+    let (encoding, body) = run(async move {
+        let client = Client::with_options(options());
+        let response = client.get(&url).await.unwrap();
+        let encoding = response.header("content-encoding").map(str::to_string);
+        (encoding, response.bytes().await.unwrap())
+    });
+    assert_eq!(encoding.as_deref(), Some("gzip"));
+    assert_eq!(&body[..], &gzip[..]);
+    let request = &server.requests()[0];
+    assert_eq!(request.header("accept-encoding"), Some("identity"));
+}
+
+// ---------------------------------------------------------------------------------------
+// The examples, as processes
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+/// Serves every connection with `serve` in its own thread until it fails (the client
+/// went away); returns `http://127.0.0.1:<port>/`. The listener thread ends with the test
+/// process.
+fn serve_forever(serve: fn(&mut TcpStream) -> std::io::Result<()>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                let _ = serve(&mut stream);
+                let _ = stream.shutdown(Shutdown::Both);
+            });
+        }
+    });
+    url
+}
+
+/// The one line printed for `url`.
+#[allow(dead_code)]
+fn line_for<'a>(output: &'a process::Output, url: &str) -> &'a str {
+    let lines: Vec<&str> = output.lines().into_iter().filter(|l| l.ends_with(&format!(" {url}"))).collect();
+    assert_eq!(lines.len(), 1, "one line for {url} in {:?}", output.stdout);
+    lines[0]
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+#[allow(dead_code)]
+struct TempDir(PathBuf);
+
+#[allow(dead_code)]
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("evloop-hostile-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[allow(dead_code)] // the example tests come with the example fixes
+#[path = "support/example_process.rs"]
+mod process;
+
+#[allow(dead_code)] // each test file uses part of this module
+#[path = "support/scripted_http.rs"]
+mod server;
