@@ -273,6 +273,23 @@ fn an_interim_response_then_a_close_is_an_error() {
     assert_protocol_error("100 then close", &results[0], "closed");
 }
 
+#[test]
+fn an_unasked_101_switching_protocols_is_an_error_and_the_connection_is_dropped() {
+    // RFC 9110 15.2.2: a server must not switch to a protocol the client did not ask for
+    // with Upgrade, and after a 101 the connection no longer speaks HTTP/1.1.
+    let server = Server::start(|request| match (request.conn, request.target.as_str()) {
+        (_, "/upgrade") => Reply::raw(
+            &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"[..],
+        ),
+        (0, _) => Reply::raw(&b"\x81\x05hello"[..]),
+        _ => ok(b"next"),
+    });
+    let results = get_each(vec![server.url("/upgrade"), server.url("/next")]);
+    assert_protocol_error("101", &results[0], "101 Switching Protocols");
+    assert_eq!(results[1].as_ref().unwrap(), &(200, Bytes::from_static(b"next")));
+    assert_eq!(conns(&server), [0, 1]);
+}
+
 // ---------------------------------------------------------------------------------------
 // The response head
 

@@ -305,7 +305,8 @@ enum Exchange {
     StaleConnection(Option<std::io::Error>),
 }
 
-/// Writes the request and reads the response head (skipping interim 1xx responses).
+/// Writes the request and reads the response head (skipping interim 1xx responses; a 101 is
+/// an error, as no upgrade was asked for).
 async fn exchange(
     mut connection: Connection,
     method: &str,
@@ -322,6 +323,9 @@ async fn exchange(
                 connection.consume(used);
                 if parse::is_interim(head.status) {
                     continue;
+                }
+                if head.status == 101 {
+                    return Err(Exchange::Failed(unasked_upgrade()));
                 }
                 let framing = parse::framing(method, &head).map_err(|e| Exchange::Failed(protocol(e)))?;
                 return Ok((connection, head, framing));
@@ -343,6 +347,15 @@ async fn exchange(
             Err(e) => return Err(Exchange::Failed(HttpErrorKind::Io(e))),
         }
     }
+}
+
+/// The error for a `101 Switching Protocols`: this client never sends `Upgrade`, and a
+/// server must not switch to a protocol the client did not ask for (RFC 9110 section
+/// 15.2.2); whatever follows on the connection is no longer HTTP/1.1, so it is dropped.
+fn unasked_upgrade() -> HttpErrorKind {
+    HttpErrorKind::Protocol(
+        "unexpected 101 Switching Protocols (the request asked for no upgrade)".to_string(),
+    )
 }
 
 fn protocol(error: parse::ParseError) -> HttpErrorKind {
