@@ -20,7 +20,6 @@ use server::{Reply, Server};
 const TEST_LIMIT: Duration = Duration::from_secs(20);
 
 /// No run of an example may take longer.
-#[allow(dead_code)]
 const EXAMPLE_LIMIT: Duration = Duration::from_secs(20);
 
 /// Runs `main` on a new loop, bounded by [`TEST_LIMIT`] (boxed first: the client's futures
@@ -221,6 +220,43 @@ fn a_close_delimited_body_ends_at_the_close() {
 
 // ---------------------------------------------------------------------------------------
 // Responses without a body, interim responses
+
+#[test]
+fn a_body_sent_on_204_304_or_head_is_not_the_body_and_the_connection_is_dropped() {
+    // RFC 9112 6.3 rules 1 and 2: these responses end with their header section, whatever
+    // Content-Length says; bytes after it are not part of any response (6.3, last
+    // paragraph: a user agent MAY discard them). The response is complete and empty, and
+    // the connection, now holding garbage, is not reused.
+    let server = Server::start(|request| match (request.method.as_str(), request.target.as_str()) {
+        (_, "/204") => Reply::raw(&b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"[..]),
+        (_, "/304") => Reply::raw(&b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\nhello"[..]),
+        ("HEAD", _) => Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"[..]),
+        _ => ok(b"right body"),
+    });
+    let urls = ["/204", "/next", "/304", "/next", "/head", "/next"].map(|p| server.url(p));
+    let results = run(async move {
+        let client = Client::with_options(options());
+        let mut results = Vec::new();
+        for (i, url) in urls.iter().enumerate() {
+            let method = if i == 4 { "HEAD" } else { "GET" };
+            results.push(fetch_all(&client, method, url).await.map_err(|e| e.to_string()));
+        }
+        results
+    });
+    let expected: [(u16, &[u8]); 6] = [
+        (204, b""),
+        (200, b"right body"),
+        (304, b""),
+        (200, b"right body"),
+        (200, b""),
+        (200, b"right body"),
+    ];
+    for (result, (status, body)) in results.into_iter().zip(expected) {
+        assert_eq!(result, Ok((status, Bytes::from_static(body))));
+    }
+    // Each bodiless response's connection is dropped; each good one's is kept for the next.
+    assert_eq!(conns(&server), [0, 1, 1, 2, 2, 3], "no connection holding stray bytes is reused");
+}
 
 #[test]
 fn bodiless_responses_without_stray_bytes_keep_the_connection() {
@@ -549,6 +585,47 @@ fn a_content_coding_is_passed_on_as_sent_with_its_header() {
 // ---------------------------------------------------------------------------------------
 // The examples, as processes
 
+#[test]
+fn fetch_reports_each_hostile_response_as_an_error_line() {
+    let server = Server::start(|request| {
+        match request.target.as_str() {
+        "/good" => ok(b"fine"),
+        "/both" => Reply::raw(
+            &b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"[..],
+        ),
+        "/space-colon" => Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length : 5\r\n\r\nhello"[..]),
+        "/truncated" => Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"[..]).close(),
+        "/chunk-junk" => Reply::raw(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"[..]),
+        "/http2" => Reply::raw(&b"HTTP/2 200\r\n\r\n"[..]),
+        "/silent" => Reply::raw(Vec::new()).hang(),
+        "/204" => Reply::raw(&b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello"[..]),
+        _ => Reply::status("404 Not Found", "", b""),
+    }
+    });
+    let paths = ["/good", "/both", "/space-colon", "/truncated", "/chunk-junk", "/http2", "/silent", "/204"];
+    let urls = paths.map(|p| server.url(p));
+    let mut args = vec!["-t", "1"];
+    args.extend(urls.iter().map(String::as_str));
+    let output = process::run("fetch", &args, EXAMPLE_LIMIT);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert_eq!(output.lines().len(), urls.len(), "{output:?}");
+    let expected = [
+        "200 4 ",
+        "ERR bad response: both Transfer-Encoding and Content-Length",
+        "ERR bad response: invalid header field name",
+        "ERR bad response: connection closed before the body was complete (got 5 of 10 bytes)",
+        "ERR bad response: missing chunk size",
+        "ERR bad response: unsupported HTTP version",
+        "ERR timed out",
+        "204 0 ",
+    ];
+    for (url, expected) in urls.iter().zip(expected) {
+        let line = line_for(&output, url);
+        assert!(line.starts_with(expected), "{line:?} should start with {expected:?}");
+    }
+    assert!(output.stderr.contains("8 URLs: 2 complete, 6 failed"), "{}", output.stderr);
+}
+
 // ---------------------------------------------------------------------------------------
 // Helpers
 
@@ -579,7 +656,6 @@ fn serve_forever(serve: fn(&mut TcpStream) -> std::io::Result<()>) -> String {
 }
 
 /// The one line printed for `url`.
-#[allow(dead_code)]
 fn line_for<'a>(output: &'a process::Output, url: &str) -> &'a str {
     let lines: Vec<&str> = output.lines().into_iter().filter(|l| l.ends_with(&format!(" {url}"))).collect();
     assert_eq!(lines.len(), 1, "one line for {url} in {:?}", output.stdout);
@@ -605,7 +681,7 @@ impl Drop for TempDir {
     }
 }
 
-#[allow(dead_code)] // the example tests come with the example fixes
+#[allow(dead_code)] // each test file uses part of this module
 #[path = "support/example_process.rs"]
 mod process;
 

@@ -237,6 +237,7 @@ impl Client {
             && !head.header_str("connection").is_some_and(|v| v.to_ascii_lowercase().contains("close"));
         let body = BodyState {
             decoder: BodyDecoder::new(framing),
+            bodiless: framing == Framing::None,
             connection,
             reusable,
             client: self.inner.clone(),
@@ -364,6 +365,8 @@ fn protocol(error: parse::ParseError) -> HttpErrorKind {
 
 struct BodyState {
     decoder: BodyDecoder,
+    /// A response that has no body whatever its headers say (HEAD, 1xx, 204, 304).
+    bodiless: bool,
     connection: Connection,
     reusable: bool,
     client: Rc<ClientInner>,
@@ -443,9 +446,18 @@ impl Response {
     }
 
     /// The body is complete: return the connection to the pool if it is clean.
+    ///
+    /// Bytes already received after the body are an error for a response that declared
+    /// its length (the length was wrong). A response to HEAD, or a 204 or 304, ends with its
+    /// head whatever it declares (RFC 9112 section 6.3, rules 1 and 2): bytes after it
+    /// belong to no response and are discarded with the connection (6.3, last paragraph),
+    /// and the response stands.
     fn finish(&mut self) -> Result<(), HttpErrorKind> {
         let Some(body) = self.body.take() else { return Ok(()) };
         if !body.connection.buffer().is_empty() {
+            if body.bodiless {
+                return Ok(());
+            }
             return Err(HttpErrorKind::Protocol(
                 "the response is longer than its declared length".to_string(),
             ));
