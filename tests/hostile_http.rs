@@ -562,6 +562,30 @@ fn a_fresh_connection_that_closes_without_a_response_is_not_retried() {
 // Codings
 
 #[test]
+fn a_transfer_coding_other_than_chunked_is_an_error() {
+    // The client sends no TE header, so chunked is the only transfer coding a server may
+    // use (RFC 9112 7.4, 6.1); a body still compressed would be handed out as if it were
+    // the content.
+    let server = Server::start(|request| {
+        match request.target.as_str() {
+        "/gzip-chunked" => Reply::raw(
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"[..],
+        ),
+        "/gzip" => Reply::raw(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nabc"[..]).close(),
+        "/split" => Reply::raw(
+            &b"HTTP/1.1 200 OK\r\nTransfer-Encoding: x-custom\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"[..],
+        ),
+        _ => Reply::raw(&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"[..]),
+    }
+    });
+    let results = get_each(["/gzip-chunked", "/gzip", "/split", "/chunked"].map(|p| server.url(p)).to_vec());
+    assert_protocol_error("gzip, chunked", &results[0], "unsupported transfer coding \"gzip\"");
+    assert_protocol_error("gzip", &results[1], "unsupported transfer coding \"gzip\"");
+    assert_protocol_error("x-custom", &results[2], "unsupported transfer coding \"x-custom\"");
+    assert_eq!(results[3].as_ref().unwrap(), &(200, Bytes::from_static(b"abc")));
+}
+
+#[test]
 fn a_content_coding_is_passed_on_as_sent_with_its_header() {
     // The client asks for `Accept-Encoding: identity` and decodes no content coding: a
     // server that compresses anyway gets its bytes handed on unchanged, labelled by the

@@ -329,6 +329,9 @@ async fn exchange(
                     return Err(Exchange::Failed(unasked_upgrade()));
                 }
                 let framing = parse::framing(method, &head).map_err(|e| Exchange::Failed(protocol(e)))?;
+                if framing != Framing::None {
+                    parse::check_transfer_codings(&head).map_err(|e| Exchange::Failed(protocol(e)))?;
+                }
                 return Ok((connection, head, framing));
             }
             Ok(None) => {}

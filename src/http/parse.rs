@@ -253,7 +253,8 @@ pub enum Framing {
 /// - No body for `HEAD` requests and for 1xx, 204 and 304 responses.
 /// - Transfer-Encoding with `chunked` as the final coding → [`Framing::Chunked`]; with
 ///   another final coding → [`Framing::UntilClose`] (rule 4, for responses). Codings other
-///   than `chunked` are not undone. Transfer-Encoding together with Content-Length, in an
+///   than `chunked` are not undone (the client refuses them with
+///   [`check_transfer_codings`]). Transfer-Encoding together with Content-Length, in an
 ///   HTTP/1.0 response, or with `chunked` more than once is an error.
 /// - Content-Length → [`Framing::Length`]: each value must be digits only (no sign, no
 ///   overflow of `u64`); repeated identical values are accepted, differing ones are an
@@ -287,6 +288,39 @@ fn transfer_encoding_framing(head: &ResponseHead) -> Result<Framing, ParseError>
     if head.version == 0 {
         return Err(ParseError::new("Transfer-Encoding in an HTTP/1.0 response (faulty framing)"));
     }
+    let codings = transfer_codings(head)?;
+    let is_chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
+    let count = codings.iter().filter(|c| is_chunked(c)).count();
+    match codings.last() {
+        None => Err(ParseError::new("empty Transfer-Encoding in the response")),
+        Some(_) if count > 1 => Err(ParseError::new("Transfer-Encoding applies chunked more than once")),
+        Some(last) if is_chunked(last) => Ok(Framing::Chunked),
+        Some(_) => Ok(Framing::UntilClose),
+    }
+}
+
+/// Checks that the body of `head` carries no transfer coding but `chunked` (and the
+/// no-op `identity`); call it once [`framing`] has accepted the head.
+///
+/// A client that sends no `TE` header accepts chunked only (RFC 9112 sections 6.1 and
+/// 7.4), and nothing here undoes another coding: a body under `gzip` would be handed out
+/// still compressed, as if it were the content. So such a response is an error that names
+/// the coding, where aiohttp would hand out the encoded bytes.
+pub fn check_transfer_codings(head: &ResponseHead) -> Result<(), ParseError> {
+    for coding in transfer_codings(head)? {
+        if !coding.eq_ignore_ascii_case(b"chunked") && !coding.eq_ignore_ascii_case(b"identity") {
+            return Err(ParseError::new(format!(
+                "unsupported transfer coding {} (only chunked is accepted)",
+                show(coding)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The transfer-coding names of every Transfer-Encoding field, in order (parameters
+/// dropped); an error for a name that is not a token.
+fn transfer_codings(head: &ResponseHead) -> Result<Vec<&[u8]>, ParseError> {
     let mut codings = Vec::new();
     for value in head.header_values("transfer-encoding") {
         for element in value.split(|&b| b == b',') {
@@ -302,14 +336,7 @@ fn transfer_encoding_framing(head: &ResponseHead) -> Result<Framing, ParseError>
             codings.push(name);
         }
     }
-    let is_chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
-    let count = codings.iter().filter(|c| is_chunked(c)).count();
-    match codings.last() {
-        None => Err(ParseError::new("empty Transfer-Encoding in the response")),
-        Some(_) if count > 1 => Err(ParseError::new("Transfer-Encoding applies chunked more than once")),
-        Some(last) if is_chunked(last) => Ok(Framing::Chunked),
-        Some(_) => Ok(Framing::UntilClose),
-    }
+    Ok(codings)
 }
 
 fn is_tchar(b: u8) -> bool {
