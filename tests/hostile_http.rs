@@ -476,6 +476,41 @@ fn an_endless_chunked_body_is_handed_out_in_bounded_pieces() {
 // ---------------------------------------------------------------------------------------
 // Redirects
 
+#[test]
+fn redirects_missing_relative_looping_and_invalid_locations() {
+    let server = Server::start(|request| match request.target.as_str() {
+        "/no-location" => Reply::status("302 Found", "", b"stay"),
+        "/dir/relative" => Reply::status("301 Moved Permanently", "Location: ../final?q=1\r\n", b""),
+        "/loop" => Reply::status("307 Temporary Redirect", "Location: /loop\r\n", b""),
+        "/invalid" => Reply::status("302 Found", "Location: http://[::1\r\n", b""),
+        "/not-utf8" => {
+            Reply::raw(&b"HTTP/1.1 302 Found\r\nLocation: /\xff\xfe\r\nContent-Length: 0\r\n\r\n"[..])
+        }
+        "/post" => Reply::status("303 See Other", "Location: /final\r\n", b""),
+        "/final?q=1" | "/final" => ok(b"arrived"),
+        _ => Reply::status("404 Not Found", "", b""),
+    });
+    let urls = ["/no-location", "/dir/relative", "/loop", "/invalid", "/not-utf8"].map(|p| server.url(p));
+    let post = server.url("/post");
+    let (results, posted) = run(async move {
+        let client = Client::with_options(options());
+        let mut results = Vec::new();
+        for url in &urls {
+            results.push(fetch_all(&client, "GET", url).await);
+        }
+        let response = client.post(&post, b"form".to_vec()).await.unwrap();
+        (results, (response.status(), response.url().path().to_string()))
+    });
+    assert_eq!(results[0].as_ref().unwrap(), &(302, Bytes::from_static(b"stay")));
+    assert_eq!(results[1].as_ref().unwrap(), &(200, Bytes::from_static(b"arrived")));
+    assert!(matches!(results[2], Err(HttpError { kind: HttpErrorKind::TooManyRedirects(10), .. })));
+    assert_protocol_error("invalid Location", &results[3], "invalid Location");
+    assert_protocol_error("non-UTF-8 Location", &results[4], "invalid Location");
+    assert_eq!(posted, (200, "/final".to_string()));
+    let after_post = server.requests().into_iter().find(|r| r.target == "/final").unwrap();
+    assert_eq!((after_post.method.as_str(), after_post.body.len()), ("GET", 0), "303 turns POST into GET");
+}
+
 // ---------------------------------------------------------------------------------------
 // Keep-alive
 

@@ -174,7 +174,8 @@ impl Client {
             if !self.inner.options.follow_redirects {
                 return Ok(response);
             }
-            let Some((next, status)) = response.redirect_target() else { return Ok(response) };
+            let target = response.redirect_target().map_err(|kind| HttpError::new(url.as_str(), kind))?;
+            let Some((next, status)) = target else { return Ok(response) };
             drop(response);
             check_url(&next)?;
             // 303 (but for HEAD), and 301/302 after a POST, continue as GET, as browsers
@@ -411,13 +412,25 @@ impl Response {
         self.head.header_str(name)
     }
 
-    /// Where a redirect points, with its status, if this is one we follow.
-    fn redirect_target(&self) -> Option<(Url, u16)> {
+    /// Where a redirect points, with its status, if this is one we follow. A redirect
+    /// without `Location` is no redirect: the 3xx is the response (as in aiohttp). A
+    /// `Location` that is not UTF-8 or not a URI reference is an error, as aiohttp's
+    /// `InvalidUrlRedirectClientError`, rather than a 3xx passed off as the final answer.
+    fn redirect_target(&self) -> Result<Option<(Url, u16)>, HttpErrorKind> {
         if !matches!(self.status(), 301 | 302 | 303 | 307 | 308) {
-            return None;
+            return Ok(None);
         }
-        let location = self.header("location")?;
-        Some((self.url.join(location.trim()).ok()?, self.status()))
+        let Some(raw) = self.head.header("location") else { return Ok(None) };
+        let invalid = |why: String| {
+            let shown: Vec<u8> = raw.iter().take(100).copied().collect();
+            HttpErrorKind::Protocol(format!(
+                "redirect to an invalid Location \"{}\": {why}",
+                shown.escape_ascii()
+            ))
+        };
+        let location = std::str::from_utf8(raw).map_err(|_| invalid("not UTF-8".to_string()))?;
+        let next = self.url.join(location.trim()).map_err(|e| invalid(e.to_string()))?;
+        Ok(Some((next, self.status())))
     }
 
     /// The next piece of the body, `None` at its end. When the body is complete the
