@@ -9,7 +9,9 @@
 //! - at most N fetches in flight (default 10), each within SECS seconds in all (default 30);
 //! - a line per URL as it completes: `<status> <bytes> <seconds>s <url>`, or
 //!   `ERR <reason> <url>`; a summary on stderr;
-//! - `-o DIR` streams the final body of the i-th URL (0-based) to `DIR/i`;
+//! - `-o DIR` streams the final body of the i-th URL (0-based) to `DIR/i.part`, renamed to
+//!   `DIR/i` once complete and removed if the fetch fails: `DIR/i` only ever holds a whole
+//!   body;
 //! - exit status 0 when every URL got a complete HTTP response (any status), else 1;
 //!   2 for a bad command line.
 //!
@@ -20,7 +22,7 @@
 
 use std::cell::Cell;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -86,13 +88,14 @@ enum Outcome {
     Failed(String),
 }
 
-/// Fetches `url` and reads its body to the end, streaming it to `output` if given.
-async fn fetch_one(client: &Client, url: &str, output: Option<PathBuf>) -> Result<(u16, u64), HttpError> {
+/// Fetches `url` and reads its body to the end, streaming it to `output`'s partial file
+/// (see [`partial`]) if given, and renaming that to `output` once the body is complete.
+async fn fetch_one(client: &Client, url: &str, output: Option<&Path>) -> Result<(u16, u64), HttpError> {
     let mut response = client.get(url).await?;
     let status = response.status();
     let io_error = |e: std::io::Error| HttpError { url: url.to_string(), kind: HttpErrorKind::Io(e) };
     let mut file = match output {
-        Some(path) => Some(std::fs::File::create(path).map_err(io_error)?),
+        Some(path) => Some(std::fs::File::create(partial(path)).map_err(io_error)?),
         None => None,
     };
     let mut bytes = 0u64;
@@ -102,7 +105,19 @@ async fn fetch_one(client: &Client, url: &str, output: Option<PathBuf>) -> Resul
             file.write_all(&chunk).map_err(io_error)?;
         }
     }
+    if let Some(path) = output {
+        std::fs::rename(partial(path), path).map_err(io_error)?;
+    }
     Ok((status, bytes))
+}
+
+/// Where a body is written while it arrives: `path` with `.part` appended. A fetch that
+/// fails (a body cut short, an endless body stopped by the time limit) leaves no file
+/// that could be taken for a whole body.
+fn partial(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".part");
+    PathBuf::from(name)
 }
 
 /// Fetches every URL, at most `concurrency` at a time, printing each as it completes.
@@ -123,11 +138,16 @@ async fn fetch_all(options: Options, concurrency: usize) -> usize {
         async move {
             let _slot = slots.acquire().await;
             let started = Instant::now();
-            let outcome = match evloop::wait_for(fetch_one(&client, &url, output), limit).await {
+            let outcome = match evloop::wait_for(fetch_one(&client, &url, output.as_deref()), limit).await {
                 Ok(Ok((status, bytes))) => Outcome::Done { status, bytes },
                 Ok(Err(error)) => Outcome::Failed(error.kind.to_string()),
                 Err(_) => Outcome::Failed(format!("timed out after {} s", limit.as_secs_f64())),
             };
+            if let (Outcome::Failed(_), Some(path)) = (&outcome, &output) {
+                // The partial body goes, and so does a whole one left by an earlier run.
+                let _ = std::fs::remove_file(partial(path));
+                let _ = std::fs::remove_file(path);
+            }
             match outcome {
                 Outcome::Done { status, bytes } => {
                     println!("{status} {bytes} {:.3}s {url}", started.elapsed().as_secs_f64())

@@ -685,6 +685,40 @@ fn fetch_reports_each_hostile_response_as_an_error_line() {
     assert!(output.stderr.contains("8 URLs: 2 complete, 6 failed"), "{}", output.stderr);
 }
 
+#[test]
+fn fetch_o_keeps_only_complete_bodies() {
+    // The file of a URL whose body fails (cut short, or endless until the time limit) is
+    // removed: DIR/i exists only for a body received whole.
+    let endless = serve_forever(|stream| {
+        stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+        let mut chunk = format!("{:x}\r\n", 64 * 1024).into_bytes();
+        chunk.extend_from_slice(&[b'e'; 64 * 1024]);
+        chunk.extend_from_slice(b"\r\n");
+        loop {
+            stream.write_all(&chunk)?;
+        }
+    });
+    let server = Server::start(|request| match request.target.as_str() {
+        "/whole" => ok(b"whole body"),
+        _ => Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part"[..]).close(),
+    });
+    let urls = [server.url("/whole"), server.url("/cut"), endless];
+    let dir = TempDir::new("fetch-o");
+    let mut args = vec!["-t", "1", "-o", dir.0.to_str().unwrap()];
+    args.extend(urls.iter().map(String::as_str));
+    let output = process::run("fetch", &args, EXAMPLE_LIMIT);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert!(line_for(&output, &urls[1]).starts_with("ERR "), "{output:?}");
+    assert!(line_for(&output, &urls[2]).starts_with("ERR timed out"), "{output:?}");
+    assert_eq!(std::fs::read(dir.0.join("0")).unwrap(), b"whole body");
+    let mut files: Vec<String> = std::fs::read_dir(&dir.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["0"], "only the complete body is kept");
+}
+
 // ---------------------------------------------------------------------------------------
 // Helpers
 
@@ -722,10 +756,8 @@ fn line_for<'a>(output: &'a process::Output, url: &str) -> &'a str {
 }
 
 /// A fresh directory under the system temp dir, removed when dropped.
-#[allow(dead_code)]
 struct TempDir(PathBuf);
 
-#[allow(dead_code)]
 impl TempDir {
     fn new(name: &str) -> TempDir {
         let path = std::env::temp_dir().join(format!("evloop-hostile-{name}-{}", std::process::id()));
