@@ -2,27 +2,34 @@
 //! `Queue` of URLs, N worker tasks, a seen-set.
 //!
 //! ```text
-//! cargo run --release --example crawl -- ROOT_URL [--max-tasks N] [--max-pages N]
+//! cargo run --release --example crawl -- ROOT_URL [--max-tasks N] [--max-pages N] [-t SECS]
 //! cargo run --release --example crawl           # crawls a small site it serves itself
 //! ```
 //!
 //! It follows `<a href>` links in `text/html` pages (relative references resolved per
 //! RFC 3986), drops fragments, stays on the root's scheme, host and port, follows
 //! redirects only when they stay there, and fetches each URL once. It prints
-//! `<status> <url>` for every URL it fetched (as requested) or `ERR <reason> <url>`, and a
-//! summary on stderr.
+//! `<status> <url>` for every URL it fetched (as requested) or `ERR <reason> <url>`, one
+//! line per URL, and a summary on stderr.
+//!
+//! A hostile site cannot stall or swamp it: each URL gets SECS seconds in all, head and
+//! body (default 10), and a body longer than 10 MiB is an error rather than something to
+//! hold in memory. A page that fails is not parsed for links.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use evloop::http::{Client, ClientOptions};
 use evloop::streams::{start_server, StreamReader, StreamWriter};
 use evloop::sync::Queue;
 use url::Url;
 
-const USAGE: &str = "usage: crawl [ROOT_URL] [--max-tasks N] [--max-pages N]";
+const USAGE: &str = "usage: crawl [ROOT_URL] [--max-tasks N] [--max-pages N] [-t SECS]";
+
+/// The longest body read from one URL.
+const MAX_PAGE: usize = 10 * 1024 * 1024;
 
 struct Crawler {
     root: Url,
@@ -30,6 +37,8 @@ struct Crawler {
     queue: Queue<Url>,
     seen: RefCell<HashSet<String>>,
     max_pages: usize,
+    /// Time allowed for each URL, head and body.
+    timeout: Duration,
     pages: Cell<usize>,
     errors: Cell<usize>,
 }
@@ -62,39 +71,50 @@ impl Crawler {
         }
     }
 
+    /// Fetches `url` within the time limit and prints its one line: its status once its
+    /// body has arrived whole, then queues its links; or `ERR`, and no link of it.
     async fn fetch(&self, url: &Url) {
-        let response = match self.client.get(url.as_str()).await {
-            Ok(response) => response,
-            Err(error) => {
-                self.errors.set(self.errors.get() + 1);
-                println!("ERR {} {url}", error.kind);
-                return;
-            }
+        let outcome = match evloop::wait_for(self.visit(url), self.timeout).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("timed out after {} s", self.timeout.as_secs_f64())),
         };
-        println!("{} {url}", response.status());
-        self.pages.set(self.pages.get() + 1);
-        if matches!(response.status(), 301 | 302 | 303 | 307 | 308) {
-            if let Some(target) = response.header("location").and_then(|l| url.join(l.trim()).ok()) {
-                self.add(target);
+        match outcome {
+            Ok((status, links)) => {
+                println!("{status} {url}");
+                self.pages.set(self.pages.get() + 1);
+                for link in links {
+                    self.add(link);
+                }
             }
-            return;
+            Err(reason) => {
+                self.errors.set(self.errors.get() + 1);
+                println!("ERR {} {url}", reason.replace('\n', " "));
+            }
+        }
+    }
+
+    /// GETs `url`: its status and the URLs it leads to (a redirect's target, or an HTML
+    /// page's links), or why it failed.
+    async fn visit(&self, url: &Url) -> Result<(u16, Vec<Url>), String> {
+        let mut response = self.client.get(url.as_str()).await.map_err(|e| e.kind.to_string())?;
+        let status = response.status();
+        if matches!(status, 301 | 302 | 303 | 307 | 308) {
+            let target = response.header("location").and_then(|l| url.join(l.trim()).ok());
+            return Ok((status, target.into_iter().collect()));
         }
         let is_html =
             response.header("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html"));
-        match response.text().await {
-            Ok(body) if is_html => {
-                for href in links(&body) {
-                    if let Ok(link) = url.join(&href) {
-                        self.add(link);
-                    }
-                }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.kind.to_string())? {
+            if body.len() + chunk.len() > MAX_PAGE {
+                return Err(format!("page larger than {} MiB", MAX_PAGE / (1024 * 1024)));
             }
-            Ok(_) => {}
-            Err(error) => {
-                self.errors.set(self.errors.get() + 1);
-                println!("ERR {} {url}", error.kind);
+            if is_html {
+                body.extend_from_slice(&chunk);
             }
         }
+        let body = String::from_utf8_lossy(&body);
+        Ok((status, links(&body).into_iter().filter_map(|href| url.join(&href).ok()).collect()))
     }
 }
 
@@ -204,10 +224,12 @@ struct Options {
     root: Option<String>,
     max_tasks: usize,
     max_pages: usize,
+    timeout: Duration,
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options = Options { root: None, max_tasks: 10, max_pages: 1000 };
+    let mut options =
+        Options { root: None, max_tasks: 10, max_pages: 1000, timeout: Duration::from_secs(10) };
     let mut args = args.peekable();
     while let Some(arg) = args.next() {
         let mut number = |name: &str| -> Result<usize, String> {
@@ -217,6 +239,15 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options, String> {
         match arg.as_str() {
             "--max-tasks" => options.max_tasks = number("--max-tasks")?.max(1),
             "--max-pages" => options.max_pages = number("--max-pages")?,
+            "-t" => {
+                let value = args.next().ok_or("-t needs a value")?;
+                let secs: f64 =
+                    value.parse().map_err(|_| format!("-t needs a number of seconds, not {value:?}"))?;
+                if !(secs > 0.0 && secs.is_finite()) {
+                    return Err("-t needs a positive number of seconds".to_string());
+                }
+                options.timeout = Duration::from_secs_f64(secs);
+            }
             flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
             root if options.root.is_none() => options.root = Some(root.to_string()),
             extra => return Err(format!("only one ROOT_URL, not also {extra:?}")),
@@ -245,6 +276,7 @@ async fn crawl(options: Options) -> Result<(usize, usize), String> {
     let crawler = Rc::new(Crawler {
         client: Client::with_options(ClientOptions {
             follow_redirects: false,
+            timeout: options.timeout,
             per_host_limit: options.max_tasks,
             total_limit: options.max_tasks,
             ..ClientOptions::default()
@@ -253,6 +285,7 @@ async fn crawl(options: Options) -> Result<(usize, usize), String> {
         queue: Queue::new(0),
         seen: RefCell::new(HashSet::new()),
         max_pages: options.max_pages,
+        timeout: options.timeout,
         pages: Cell::new(0),
         errors: Cell::new(0),
     });

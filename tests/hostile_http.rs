@@ -719,6 +719,72 @@ fn fetch_o_keeps_only_complete_bodies() {
     assert_eq!(files, ["0"], "only the complete body is kept");
 }
 
+#[test]
+fn crawl_bounds_each_page_in_time_and_size_and_prints_one_line_per_url() {
+    let endless = serve_forever(|stream| {
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+        let page = "<a href=\"/x\">x</a>".repeat(4096);
+        let mut chunk = format!("{:x}\r\n", page.len()).into_bytes();
+        chunk.extend_from_slice(page.as_bytes());
+        chunk.extend_from_slice(b"\r\n");
+        loop {
+            stream.write_all(&chunk)?;
+        }
+    });
+    let html = |body: &str| Reply::status("200 OK", "Content-Type: text/html\r\n", body.as_bytes());
+    let server = Server::start(move |request| {
+        match request.target.as_str() {
+        "/" => html(r#"<a href="/stalled">s</a> <a href="/cut">c</a> <a href="/fine">f</a> <a href="/huge">h</a>"#),
+        "/stalled" => {
+            Reply::raw(&b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100\r\n\r\n<a hr"[..]).hang()
+        }
+        "/cut" => Reply::raw(
+            &b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 100\r\n\r\n<a href=\"/from-cut\">"[..],
+        )
+        .close(),
+        "/huge" => {
+            let page = "<a href=\"/from-huge\">h</a>".repeat(1 << 16);
+            let mut bytes = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n",
+                page.len() * 8
+            )
+            .into_bytes();
+            for _ in 0..8 {
+                bytes.extend_from_slice(page.as_bytes());
+            }
+            Reply::raw(bytes)
+        }
+        "/fine" => html("the end"),
+        _ => Reply::status("404 Not Found", "Content-Type: text/html\r\n", b"no"),
+    }
+    });
+    let output = process::run("crawl", &["-t", "1", &server.url("/")], EXAMPLE_LIMIT);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert!(output.elapsed < Duration::from_secs(10), "{output:?}");
+    let mut lines: Vec<&str> = output.lines();
+    lines.sort();
+    let root = server.url("");
+    assert_eq!(lines.len(), 5, "one line per URL: {output:?}");
+    for url in ["/stalled", "/cut", "/huge"] {
+        let url = server.url(url);
+        let mine: Vec<&&str> = lines.iter().filter(|l| l.ends_with(&format!(" {url}"))).collect();
+        assert_eq!(mine.len(), 1, "{url}: {lines:?}");
+        assert!(mine[0].starts_with("ERR "), "{url}: {lines:?}");
+    }
+    assert!(lines.contains(&format!("200 {root}/").as_str()), "{lines:?}");
+    assert!(lines.contains(&format!("200 {root}/fine").as_str()), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("timed out") && l.ends_with("/stalled")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("larger than") && l.ends_with("/huge")), "{lines:?}");
+    assert!(!lines.iter().any(|l| l.contains("/from-")), "no link from a failed page is followed: {lines:?}");
+
+    // A root whose body never ends: an error, in bounded time (and so bounded memory).
+    let output = process::run("crawl", &["-t", "3", &endless], EXAMPLE_LIMIT);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert_eq!(output.lines().len(), 1, "{output:?}");
+    assert!(output.lines()[0].starts_with("ERR "), "{output:?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Helpers
 
