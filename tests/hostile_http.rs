@@ -527,6 +527,23 @@ fn connection_close_on_a_kept_alive_connection_is_honoured() {
 }
 
 #[test]
+fn connection_close_is_found_in_any_connection_field_and_any_case() {
+    // RFC 9110 7.6.1: Connection is a list of tokens, and several fields form one list.
+    let server = Server::start(|request| match request.target.as_str() {
+        "/second-field" => {
+            Reply::status("200 OK", "Connection: keep-alive\r\nConnection: close\r\n", b"last")
+        }
+        "/list" => Reply::status("200 OK", "Connection: Keep-Alive, CLOSE\r\n", b"last"),
+        _ => ok(b"kept"),
+    });
+    let results = get_each(["/second-field", "/a", "/list", "/b"].map(|p| server.url(p)).to_vec());
+    for result in results {
+        assert_eq!(result.unwrap().0, 200);
+    }
+    assert_eq!(conns(&server), [0, 1, 1, 2]);
+}
+
+#[test]
 fn a_pooled_connection_closed_on_reuse_is_retried_once_for_idempotent_requests_only() {
     // Every connection answers its first request and closes silently on its second: the
     // pooled connection fails right as it is reused.

@@ -224,6 +224,9 @@ impl Client {
         }
     }
 
+    /// The response for `head`. Its connection goes back to the pool after the body only
+    /// over HTTP/1.1, with a self-delimited body, and without `close` in any Connection
+    /// field (RFC 9112 section 9.3).
     fn response(
         &self,
         url: &Url,
@@ -235,7 +238,7 @@ impl Client {
     ) -> Response {
         let reusable = head.version == 1
             && !matches!(framing, Framing::UntilClose)
-            && !head.header_str("connection").is_some_and(|v| v.to_ascii_lowercase().contains("close"));
+            && !head.has_token("connection", "close");
         let body = BodyState {
             decoder: BodyDecoder::new(framing),
             bodiless: framing == Framing::None,

@@ -95,6 +95,15 @@ impl ResponseHead {
         self.header(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
+    /// Whether the header fields called `name` (any case) list `token` (any case), as
+    /// `Connection: keep-alive, close` lists `close`: the comma-separated values of every
+    /// such field, taken together as one list (RFC 9110 section 5.3).
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.header_values(name)
+            .flat_map(|value| value.split(|&b| b == b','))
+            .any(|element| trim_ows(element).eq_ignore_ascii_case(token.as_bytes()))
+    }
+
     /// Every value of the header fields called `name` (any case), in order.
     fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
         self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
