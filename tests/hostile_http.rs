@@ -802,6 +802,15 @@ fn crawl_bounds_each_page_in_time_and_size_and_prints_one_line_per_url() {
     assert!(output.lines()[0].starts_with("ERR "), "{output:?}");
 }
 
+#[test]
+fn crawl_rejects_a_bad_time_limit() {
+    for args in [&["-t"][..], &["-t", "0", "http://127.0.0.1:1/"], &["-t", "soon", "http://127.0.0.1:1/"]] {
+        let output = process::run("crawl", args, EXAMPLE_LIMIT);
+        assert_eq!(output.code, Some(2), "{args:?}: {output:?}");
+        assert!(output.stderr.contains("usage: crawl"), "{args:?}: {output:?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Helpers
 
