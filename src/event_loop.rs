@@ -317,11 +317,6 @@ impl EventLoop {
         RemoteLoop::new(self.inner.remote.clone())
     }
 
-    /// True if another thread sent something the loop has not taken yet.
-    pub(crate) fn has_calls_from_other_threads(&self) -> bool {
-        self.inner.remote.has_pending()
-    }
-
     /// Schedules `callback` from this thread through the thread-safe path
     /// (asyncio's `loop.call_soon_threadsafe`; from other threads use [`RemoteLoop`]).
     #[track_caller]

@@ -89,7 +89,7 @@ struct Queue {
     jobs: VecDeque<Job>,
     /// Workers waiting for a job.
     idle: usize,
-    /// Workers not yet exited.
+    /// Workers whose exit the loop has not yet seen (see `work`).
     alive: usize,
     shutdown: bool,
 }
@@ -181,7 +181,7 @@ impl Drop for Executor {
 }
 
 /// A worker thread: runs jobs until the pool shuts down and the queue is empty.
-fn work(pool: &Pool, remote: &RemoteLoop) {
+fn work(pool: &Arc<Pool>, remote: &RemoteLoop) {
     let mut queue = lock(&pool.queue);
     loop {
         if let Some(job) = queue.jobs.pop_front() {
@@ -196,10 +196,15 @@ fn work(pool: &Pool, remote: &RemoteLoop) {
             queue.idle -= 1;
         }
     }
-    queue.alive -= 1;
     drop(queue);
-    // Wakes a `shutdown_default_executor` that runs the loop while it waits for us.
-    let _ = remote.call_soon_threadsafe(|| {});
+    // The worker's last call to the loop counts it gone, on the loop's thread: so a
+    // `shutdown_default_executor`, which runs the loop until no worker is alive, has also
+    // run every worker's last call by then, and leaves nothing queued behind it.
+    let gone = pool.clone();
+    if remote.call_soon_threadsafe(move || lock(&gone.queue).alive -= 1).is_err() {
+        // The loop is closed: nobody waits for this count.
+        lock(&pool.queue).alive -= 1;
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -329,12 +334,6 @@ impl EventLoop {
         executor.stop_accepting();
         while executor.has_live_workers() && self.run_once().is_ok() {}
         executor.join();
-        // A worker's last act, after it stopped counting as live, is to wake the loop;
-        // once joined, that wake-up is surely queued: take it, so nothing another thread
-        // sent is left behind (`check_quiescent` would report it).
-        if self.has_calls_from_other_threads() {
-            let _ = self.run_once();
-        }
     }
 
     /// Resolves `host` to socket addresses for `port` (asyncio's `loop.getaddrinfo`).

@@ -81,7 +81,7 @@ impl EventLoop {
             pending_timers: inner.timers.len() - inner.timers.cancelled_count(),
             ready_callbacks,
             live_tasks: inner.tasks.borrow().all().iter().map(|task| task.created_at()).collect(),
-            injected_pending: self.has_calls_from_other_threads(),
+            injected_pending: inner.remote.has_queued(),
             clock_holds: inner.remote.clock_holds(),
         };
         if report.is_empty() {

@@ -80,6 +80,13 @@ impl RemoteShared {
         self.notified.load(Ordering::Acquire)
     }
 
+    /// True if something pushed has not been taken yet. Exact, unlike
+    /// [`has_pending`](Self::has_pending), which may stay set for one iteration after a
+    /// [`take`](Self::take) that raced with a push took the pushed item too; it locks.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
     /// Moves everything queued into `into` (which should be empty); true if anything was
     /// notified since the last call.
     pub(crate) fn take(&self, into: &mut Vec<Injected>) -> bool {
