@@ -238,6 +238,7 @@ fn demo_crawls_its_own_site() {
 // ---------------------------------------------------------------------------------------
 // Running the examples as processes
 
+#[allow(dead_code)] // each test file uses part of this module
 #[path = "support/example_process.rs"]
 mod process;
 

@@ -2,9 +2,9 @@
 //! servers: its output lines, exit status, `-o`, `-c`, `-t`, `--max-redirects`, bad
 //! command lines, and the no-URL demo.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use process::TempDir;
 use server::{Reply, Server};
 
 /// No run of the example may take longer.
@@ -30,30 +30,6 @@ fn parse_line(line: &str) -> Option<(u16, u64, f64, &str)> {
     Some((status, bytes, seconds.parse().ok()?, parts.next()?))
 }
 
-/// The line printed for `url` (exactly one).
-fn line_for<'a>(output: &'a process::Output, url: &str) -> &'a str {
-    let lines: Vec<&str> = output.lines().into_iter().filter(|l| l.ends_with(&format!(" {url}"))).collect();
-    assert_eq!(lines.len(), 1, "one line for {url} in {:?}", output.stdout);
-    lines[0]
-}
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("evloop-fetch-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[test]
 fn a_line_per_url_and_exit_0_when_all_complete() {
     let server = Server::start(|request| match request.target.as_str() {
@@ -69,7 +45,7 @@ fn a_line_per_url_and_exit_0_when_all_complete() {
     assert_eq!(output.lines().len(), 5, "{output:?}");
     let expected = [(200, 1234), (404, 9), (200, 1234), (204, 0), (200, 3)];
     for (url, (status, bytes)) in urls.iter().zip(expected) {
-        let line = line_for(&output, url);
+        let line = output.line_for(url);
         let (got_status, got_bytes, seconds, got_url) =
             parse_line(line).unwrap_or_else(|| panic!("{line:?}"));
         assert_eq!((got_status, got_bytes, got_url), (status, bytes, url.as_str()), "{line}");
@@ -102,7 +78,7 @@ fn failures_print_err_lines_and_exit_1() {
     let output = fetch(&urls.iter().map(String::as_str).collect::<Vec<_>>());
     assert_eq!(output.code, Some(1), "{output:?}");
     assert_eq!(output.lines().len(), urls.len(), "{output:?}");
-    assert_eq!(parse_line(line_for(&output, &urls[0])).map(|l| (l.0, l.1)), Some((200, 4)));
+    assert_eq!(parse_line(output.line_for(&urls[0])).map(|l| (l.0, l.1)), Some((200, 4)));
     let reasons = [
         "not HTTP",
         "connection closed before the body was complete",
@@ -112,7 +88,7 @@ fn failures_print_err_lines_and_exit_1() {
         "invalid URL",
     ];
     for (url, reason) in urls[1..].iter().zip(reasons) {
-        let line = line_for(&output, url);
+        let line = output.line_for(url);
         assert!(line.starts_with("ERR ") && line.contains(reason), "{url}: {line:?} should say {reason:?}");
     }
     assert!(output.stderr.contains("7 URLs: 1 complete, 6 failed"), "{}", output.stderr);
@@ -211,9 +187,9 @@ fn timeout_ends_hanging_urls_with_err() {
     let output = fetch(&args);
     assert_eq!(output.code, Some(1), "{output:?}");
     assert!(output.elapsed < Duration::from_secs(3), "took {:?}", output.elapsed);
-    assert_eq!(parse_line(line_for(&output, &urls[0])).map(|l| (l.0, l.1)), Some((200, 4)));
+    assert_eq!(parse_line(output.line_for(&urls[0])).map(|l| (l.0, l.1)), Some((200, 4)));
     for url in &urls[1..] {
-        let line = line_for(&output, url);
+        let line = output.line_for(url);
         assert!(line.starts_with("ERR ") && line.contains("timed out"), "{line:?}");
     }
 }
@@ -231,11 +207,11 @@ fn max_redirects() {
     let (two, three) = (server.url("/chain/2"), server.url("/chain/3"));
     let output = fetch(&["--max-redirects", "2", &two, &three]);
     assert_eq!(output.code, Some(1), "{output:?}");
-    assert_eq!(parse_line(line_for(&output, &two)).map(|l| (l.0, l.1)), Some((200, 7)));
-    let line = line_for(&output, &three);
+    assert_eq!(parse_line(output.line_for(&two)).map(|l| (l.0, l.1)), Some((200, 7)));
+    let line = output.line_for(&three);
     assert!(line.starts_with("ERR ") && line.contains("more than 2 redirects"), "{line:?}");
     let output = fetch(&["--max-redirects", "0", &two]);
-    assert!(line_for(&output, &two).contains("more than 0 redirects"), "{output:?}");
+    assert!(output.line_for(&two).contains("more than 0 redirects"), "{output:?}");
 }
 
 #[test]

@@ -9,11 +9,11 @@
 use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
 use evloop::http::{Client, ClientOptions, HttpError, HttpErrorKind};
+use process::TempDir;
 use server::{Reply, Server};
 
 /// Every in-process test's client side must finish within this.
@@ -696,7 +696,7 @@ fn fetch_reports_each_hostile_response_as_an_error_line() {
         "204 0 ",
     ];
     for (url, expected) in urls.iter().zip(expected) {
-        let line = line_for(&output, url);
+        let line = output.line_for(url);
         assert!(line.starts_with(expected), "{line:?} should start with {expected:?}");
     }
     assert!(output.stderr.contains("8 URLs: 2 complete, 6 failed"), "{}", output.stderr);
@@ -725,8 +725,8 @@ fn fetch_o_keeps_only_complete_bodies() {
     args.extend(urls.iter().map(String::as_str));
     let output = process::run("fetch", &args, EXAMPLE_LIMIT);
     assert_eq!(output.code, Some(1), "{output:?}");
-    assert!(line_for(&output, &urls[1]).starts_with("ERR "), "{output:?}");
-    assert!(line_for(&output, &urls[2]).starts_with("ERR timed out"), "{output:?}");
+    assert!(output.line_for(&urls[1]).starts_with("ERR "), "{output:?}");
+    assert!(output.line_for(&urls[2]).starts_with("ERR timed out"), "{output:?}");
     assert_eq!(std::fs::read(dir.0.join("0")).unwrap(), b"whole body");
     let mut files: Vec<String> = std::fs::read_dir(&dir.0)
         .unwrap()
@@ -838,30 +838,6 @@ fn serve_forever(serve: fn(&mut TcpStream) -> std::io::Result<()>) -> String {
         }
     });
     url
-}
-
-/// The one line printed for `url`.
-fn line_for<'a>(output: &'a process::Output, url: &str) -> &'a str {
-    let lines: Vec<&str> = output.lines().into_iter().filter(|l| l.ends_with(&format!(" {url}"))).collect();
-    assert_eq!(lines.len(), 1, "one line for {url} in {:?}", output.stdout);
-    lines[0]
-}
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("evloop-hostile-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        TempDir(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[allow(dead_code)] // each test file uses part of this module

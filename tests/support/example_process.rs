@@ -1,5 +1,5 @@
 //! Running the fetch and crawl examples as processes, built once per test binary.
-//! Shared by tests/fetch_example.rs and tests/crawl_example.rs.
+//! Shared by tests/fetch_example.rs, tests/crawl_example.rs and tests/hostile_http.rs.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -20,6 +20,30 @@ pub struct Output {
 impl Output {
     pub fn lines(&self) -> Vec<&str> {
         self.stdout.lines().collect()
+    }
+
+    /// The one line printed for `url` (the examples end each line with the URL).
+    pub fn line_for(&self, url: &str) -> &str {
+        let lines: Vec<&str> = self.lines().into_iter().filter(|l| l.ends_with(&format!(" {url}"))).collect();
+        assert_eq!(lines.len(), 1, "one line for {url} in {:?}", self.stdout);
+        lines[0]
+    }
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("evloop-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
