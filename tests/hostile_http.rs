@@ -6,33 +6,18 @@
 //! servers that must misbehave over time (trickle, endless bodies or heads) are small std
 //! threads here. Every test is bounded by a time limit; nothing sleeps to let things happen.
 
-use std::future::Future;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::run_test as run;
 use evloop::http::{Client, ClientOptions, HttpError, HttpErrorKind};
 use process::TempDir;
 use server::{Reply, Server};
 
-/// Every in-process test's client side must finish within this.
-const TEST_LIMIT: Duration = Duration::from_secs(20);
-
 /// No run of an example may take longer.
 const EXAMPLE_LIMIT: Duration = Duration::from_secs(20);
-
-/// Runs `main` on a new loop, bounded by [`TEST_LIMIT`] (boxed first: the client's futures
-/// are large in debug builds).
-fn run<F>(main: F) -> F::Output
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    let main = Box::pin(main);
-    evloop::run(async move { evloop::wait_for(main, TEST_LIMIT).await.expect("the test timed out") })
-        .expect("the loop failed")
-}
 
 fn options() -> ClientOptions {
     ClientOptions {
@@ -76,6 +61,32 @@ fn assert_protocol_error(what: &str, result: &Result<(u16, Bytes), HttpError>, e
     }
 }
 
+/// A server answering `/i` with `replies[i]`, byte for byte, and the URLs, in order. With
+/// `hang`, each connection is then left open, so nothing but the bytes can end a response.
+fn serve_raw(replies: Vec<Vec<u8>>, hang: bool) -> (Server, Vec<String>) {
+    let count = replies.len();
+    let server = Server::start(move |request| {
+        let index: usize = request.target.trim_start_matches('/').parse().expect("a known path");
+        let reply = Reply::raw(replies[index].clone());
+        if hang {
+            reply.hang()
+        } else {
+            reply
+        }
+    });
+    let urls = (0..count).map(|i| server.url(&format!("/{i}"))).collect();
+    (server, urls)
+}
+
+/// GETs each reply of `cases` from a [`serve_raw`] server: each must be a protocol error
+/// saying the text beside it.
+fn assert_each_is_a_protocol_error(cases: Vec<(Vec<u8>, &str)>) {
+    let (_server, urls) = serve_raw(cases.iter().map(|(bytes, _)| bytes.clone()).collect(), true);
+    for ((bytes, expected), result) in cases.iter().zip(&get_each(urls)) {
+        assert_protocol_error(&String::from_utf8_lossy(bytes), result, expected);
+    }
+}
+
 /// The connection each request came on, in order.
 fn conns(server: &Server) -> Vec<usize> {
     server.requests().into_iter().map(|r| r.conn).collect()
@@ -116,21 +127,14 @@ fn bad_content_length_values_are_errors() {
         ("Content-Length: 18446744073709551616", "overflows"),
         ("Content-Length: 999999999999999999999999999999", "overflows"),
     ];
-    let replies: Vec<(String, Vec<u8>)> = cases
-        .iter()
-        .enumerate()
-        .map(|(i, (header, _))| {
-            (format!("/{i}"), format!("HTTP/1.1 200 OK\r\n{header}\r\n\r\nhello").into_bytes())
-        })
-        .collect();
-    let server = Server::start(move |request| {
-        let (_, bytes) = replies.iter().find(|(path, _)| *path == request.target).expect("a known path");
-        Reply::raw(bytes.clone()).hang()
-    });
-    let results = get_each((0..cases.len()).map(|i| server.url(&format!("/{i}"))).collect());
-    for ((header, expected), result) in cases.iter().zip(&results) {
-        assert_protocol_error(header, result, expected);
-    }
+    assert_each_is_a_protocol_error(
+        cases
+            .iter()
+            .map(|(header, expected)| {
+                (format!("HTTP/1.1 200 OK\r\n{header}\r\n\r\nhello").into_bytes(), *expected)
+            })
+            .collect(),
+    );
 }
 
 #[test]
@@ -161,23 +165,14 @@ fn bad_chunked_bodies_are_errors() {
         (b"5\r\nhello0\r\n\r\n", "missing CRLF after chunk data"),
         (b"5\rhello\r\n0\r\n\r\n", "missing LF after CR"),
     ];
-    let replies: Vec<(String, Vec<u8>)> = cases
-        .iter()
-        .enumerate()
-        .map(|(i, (body, _))| {
-            let mut bytes = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-            bytes.extend_from_slice(body);
-            (format!("/{i}"), bytes)
-        })
-        .collect();
-    let server = Server::start(move |request| {
-        let (_, bytes) = replies.iter().find(|(path, _)| *path == request.target).expect("a known path");
-        Reply::raw(bytes.clone()).hang()
-    });
-    let results = get_each((0..cases.len()).map(|i| server.url(&format!("/{i}"))).collect());
-    for ((body, expected), result) in cases.iter().zip(&results) {
-        assert_protocol_error(&String::from_utf8_lossy(body), result, expected);
-    }
+    assert_each_is_a_protocol_error(
+        cases
+            .iter()
+            .map(|(body, expected)| {
+                ([&b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"[..], body].concat(), *expected)
+            })
+            .collect(),
+    );
 }
 
 #[test]
@@ -350,16 +345,9 @@ fn malformed_heads_are_errors() {
         (b"HTTP/1.1 099 Low\r\n\r\n", "invalid status code 099"),
         (b"HTTP/1.1 200 OK\r\nA: x\x00y\r\n\r\n", "invalid header field value"),
     ];
-    let replies: Vec<(String, Vec<u8>)> =
-        cases.iter().enumerate().map(|(i, (bytes, _))| (format!("/{i}"), bytes.to_vec())).collect();
-    let server = Server::start(move |request| {
-        let (_, bytes) = replies.iter().find(|(path, _)| *path == request.target).expect("a known path");
-        Reply::raw(bytes.clone()).hang()
-    });
-    let results = get_each((0..cases.len()).map(|i| server.url(&format!("/{i}"))).collect());
-    for ((bytes, expected), result) in cases.iter().zip(&results) {
-        assert_protocol_error(&String::from_utf8_lossy(bytes), result, expected);
-    }
+    assert_each_is_a_protocol_error(
+        cases.iter().map(|(bytes, expected)| (bytes.to_vec(), *expected)).collect(),
+    );
 }
 
 #[test]
@@ -373,13 +361,7 @@ fn lenient_but_unambiguous_heads_are_accepted() {
         b"HTTP/1.1 200\r\nContent-Length: 5\r\n\r\nhello",
         b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nhello",
     ];
-    let replies: Vec<(String, Vec<u8>)> =
-        cases.iter().enumerate().map(|(i, bytes)| (format!("/{i}"), bytes.to_vec())).collect();
-    let server = Server::start(move |request| {
-        let (_, bytes) = replies.iter().find(|(path, _)| *path == request.target).expect("a known path");
-        Reply::raw(bytes.clone())
-    });
-    let urls: Vec<String> = (0..cases.len()).map(|i| server.url(&format!("/{i}"))).collect();
+    let (_server, urls) = serve_raw(cases.iter().map(|bytes| bytes.to_vec()).collect(), false);
     let heads = run(async move {
         let client = Client::with_options(options());
         let mut heads = Vec::new();
@@ -839,6 +821,8 @@ fn serve_forever(serve: fn(&mut TcpStream) -> std::io::Result<()>) -> String {
     });
     url
 }
+
+mod common;
 
 #[allow(dead_code)] // each test file uses part of this module
 #[path = "support/example_process.rs"]

@@ -3,28 +3,12 @@
 //! limits. The servers run in std threads on 127.0.0.1 (port 0) and answer each request
 //! with canned bytes chosen by path, so hostile responses are served byte-exactly.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::run_test as run;
 use evloop::http::{Client, ClientOptions, HttpError, HttpErrorKind};
 use server::{Reply, Request, Server};
-
-/// Every test's whole client side must finish within this.
-const TEST_LIMIT: Duration = Duration::from_secs(10);
-
-/// Runs `main` on a new loop, bounded by [`TEST_LIMIT`]. The future goes to the heap
-/// first: the client's futures are large in debug builds, and `evloop::run` copies its
-/// argument through several stack frames before it pins it (see the report).
-fn run<F>(main: F) -> F::Output
-where
-    F: Future + 'static,
-    F::Output: 'static,
-{
-    let main = Box::pin(main);
-    evloop::run(async move { evloop::wait_for(main, TEST_LIMIT).await.expect("the test timed out") })
-        .expect("the loop failed")
-}
 
 /// GET `url` and read the whole body.
 async fn get_all(client: &Client, url: &str) -> Result<(u16, Bytes), HttpError> {
@@ -775,6 +759,8 @@ fn ipv6_literal() {
 
 // ---------------------------------------------------------------------------------------
 // The scripted server
+
+mod common;
 
 #[path = "support/scripted_http.rs"]
 mod server;
