@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use evloop::sync::{Event, Queue};
 use evloop::{
-    create_task, first_divergence, gather, sleep, wait_for, ClockJump, EventLoop, IterationRecord,
-    TimeoutError,
+    create_task, deterministic, first_divergence, gather, sleep, wait_for, ClockJump, EventLoop,
+    IterationRecord, TimeoutError,
 };
 
 fn virtual_loop() -> EventLoop {
@@ -258,3 +258,66 @@ fn assert_quiescent_names_what_is_left() {
     drop(task);
     event_loop.assert_quiescent();
 }
+
+// ---------------------------------------------------------------------------------------
+// Replaying a failing seed, and the trace example
+
+/// Set for the child process of the test below: the run that fails on purpose.
+const FAILING_CHILD: &str = "EVLOOP_TEST_FAILING_CHILD";
+
+/// Does nothing, unless started as that child: then fails inside `report_seed`.
+#[test]
+fn a_seeded_run_that_fails_on_purpose_in_a_child_process() {
+    if std::env::var_os(FAILING_CHILD).is_some() {
+        deterministic::report_seed(42, |seed| panic!("failing on purpose with seed {seed}"));
+    }
+}
+
+/// A failing run prints its seed and how to replay it; `EVLOOP_SEED` makes the same call
+/// run the seed it names. Each run is this test binary started again, running only the
+/// test above, as that child.
+#[test]
+fn a_failure_prints_its_seed_and_evloop_seed_replays_it() {
+    let run_child = |replay: Option<&str>| {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child.args(["--exact", "a_seeded_run_that_fails_on_purpose_in_a_child_process", "--nocapture"]);
+        child.env(FAILING_CHILD, "1").env_remove(deterministic::SEED_VARIABLE);
+        if let Some(seed) = replay {
+            child.env(deterministic::SEED_VARIABLE, seed);
+        }
+        let output = child.output().expect("run this test binary again");
+        assert!(!output.status.success(), "the child was meant to fail");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let first = run_child(None);
+    assert!(first.contains("failing on purpose with seed 42"), "{first}");
+    assert!(first.contains("evloop: failed with seed 0x2a; replay it with EVLOOP_SEED=0x2a"), "{first}");
+    let replayed = run_child(Some("0x7"));
+    assert!(replayed.contains("failing on purpose with seed 7"), "{replayed}");
+    assert!(replayed.contains("failed with seed 0x7"), "{replayed}");
+}
+
+/// `examples/trace.rs`, for people studying the loop: a readable block per iteration with
+/// the virtual clock's jumps in it and a health summary; with `--json`, one JSON object
+/// per iteration, numbered from 1.
+#[test]
+fn the_trace_example_prints_every_iteration_readably_and_as_json_lines() {
+    const LIMIT: Duration = Duration::from_secs(60);
+    let readable = process::run("trace", &["--virtual"], LIMIT);
+    assert_eq!(readable.code, Some(0), "{readable:?}");
+    assert!(readable.stdout.starts_with("#1 "), "{readable:?}");
+    assert!(readable.lines().iter().any(|line| line.contains(" jumped ")), "{readable:?}");
+    assert!(readable.stdout.contains(" iterations: busy "), "{readable:?}");
+    let json = process::run("trace", &["--virtual", "--json"], LIMIT);
+    assert_eq!(json.code, Some(0), "{json:?}");
+    let lines = json.lines();
+    assert!(lines.len() >= 3, "{json:?}");
+    for (i, line) in lines.iter().enumerate() {
+        let object = line.starts_with(&format!("{{\"iteration\":{},", i + 1)) && line.ends_with('}');
+        assert!(object, "line {}: {line}", i + 1);
+    }
+}
+
+#[allow(dead_code)] // each test file uses part of this module
+#[path = "support/example_process.rs"]
+mod process;

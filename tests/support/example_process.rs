@@ -1,5 +1,6 @@
-//! Running the fetch and crawl examples as processes, built once per test binary.
-//! Shared by tests/fetch_example.rs, tests/crawl_example.rs and tests/hostile_http.rs.
+//! Running the fetch, crawl and trace examples as processes, built once per test binary.
+//! Shared by tests/fetch_example.rs, tests/crawl_example.rs, tests/hostile_http.rs and
+//! tests/deterministic.rs.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -54,7 +55,9 @@ pub fn example(name: &str) -> PathBuf {
     let dir = BUILT.get_or_init(|| {
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "--example", "fetch", "--example", "crawl"]).current_dir(&manifest);
+        cargo
+            .args(["build", "--quiet", "--example", "fetch", "--example", "crawl", "--example", "trace"])
+            .current_dir(&manifest);
         // The variables cargo set for this test process are not the shell's: passed on,
         // they would make build scripts that track them (ring's) rebuild, here and then
         // again in the next plain cargo command.
