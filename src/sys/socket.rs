@@ -289,17 +289,18 @@ impl Socket {
             Some(len) => &buf[..len],
             None => buf,
         };
-        self.send_unchecked_for_faults(buf)
+        self.send_nosignal(buf)
     }
 
     /// `send(2)` of one datagram on a connected datagram socket: whole or not at all, so
     /// an injected fault may refuse it but never shortens it.
     pub fn send_datagram(&self, buf: &[u8]) -> io::Result<usize> {
         self.injected_fault(SocketCall::Datagram, buf.len())?;
-        self.send_unchecked_for_faults(buf)
+        self.send_nosignal(buf)
     }
 
-    fn send_unchecked_for_faults(&self, buf: &[u8]) -> io::Result<usize> {
+    /// The `send(2)` itself, once the injector (if any) had its say.
+    fn send_nosignal(&self, buf: &[u8]) -> io::Result<usize> {
         // SAFETY: `buf` is readable for `buf.len()` bytes.
         check_size(unsafe {
             libc::send(self.fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL)
