@@ -7,7 +7,7 @@
 //! - `evloop-streams`: `streams::start_server`, each client a task doing `read(64)`, then
 //!   `write` + `drain().await`;
 //! - `tokio`: a `current_thread` runtime (IO only), `TcpListener`, one spawned task per
-//!   connection doing `read` / `write_all` on a 64-byte buffer;
+//!   connection doing `read` into a 1 KiB buffer (as tokio's own echo example) and `write_all`;
 //! - only when `EVLOOP_BENCH_PYTHON` names a Python interpreter (see benches/common; the
 //!   loops are those of `EVLOOP_BENCH_PY_SIDES`, default `asyncio,uvloop`):
 //!   `asyncio-protocol`, `asyncio-streams`, `uvloop-protocol`, `uvloop-streams`, the same two
@@ -200,6 +200,9 @@ fn evloop_streams_server() {
     .expect("evloop::run");
 }
 
+/// The tokio server's read buffer: 1 KiB, as in tokio's `examples/echo.rs`.
+const TOKIO_READ_BUFFER: usize = 1024;
+
 fn tokio_server() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let runtime = tokio::runtime::Builder::new_current_thread().enable_io().build().expect("tokio runtime");
@@ -209,7 +212,10 @@ fn tokio_server() {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else { continue };
             tokio::spawn(async move {
-                let mut buffer = [0u8; MESSAGE];
+                // As tokio's own echo example: a read shorter than the buffer tells tokio the
+                // socket is drained, so it makes one `recv` per message, not a second one
+                // that returns EAGAIN (as a buffer of exactly MESSAGE bytes would).
+                let mut buffer = [0u8; TOKIO_READ_BUFFER];
                 loop {
                     let n = match stream.read(&mut buffer).await {
                         Ok(0) | Err(_) => break,
@@ -403,7 +409,7 @@ fn parent(args: &[String]) {
     let _ = writeln!(
         out,
         "servers: evloop-protocol (Protocol writing back in data_received), evloop-streams (start_server, read(64) \
-         then write + drain), tokio (current_thread, TcpListener, a task per connection, read/write_all on 64 bytes).\n\
+         then write + drain), tokio (current_thread, TcpListener, a task per connection, read into 1 KiB, write_all).\n\
          load: one single-threaded generator (std non-blocking sockets on evloop's Selector), C connections each \
          sending 64 bytes and waiting for them back; {} ms warm-up, {} ms window.",
         warmup.as_millis(),
