@@ -15,6 +15,10 @@
 # (messages of the long run - those of the short one) is the cost of one message. The
 # long run's profile is kept (callgrind.out.*) for callgrind_annotate.
 #
+# With CALLGRIND_CACHE_SIM=1, callgrind also simulates the caches and the script prints
+# first-level and last-level data-cache misses per message (reads + writes): a stable
+# stand-in for the memory stalls that a timed run shows only as noise.
+#
 # With EVLOOP_BENCH_JSON naming a file, the result is also appended to it as one JSON line
 # (benches/compare.sh does this for every server at C = 1 and C = 100).
 #
@@ -50,11 +54,15 @@ case $server in
     *) echo "unknown server $server" >&2; exit 1 ;;
 esac
 
-# run_once MILLISECONDS -> "instructions messages"
+cache_sim=()
+[ "${CALLGRIND_CACHE_SIM:-0}" = 1 ] && cache_sim=(--cache-sim=yes)
+
+# run_once MILLISECONDS -> "counts messages profile", counts being the profile's summary
+# joined by commas, in the order of its "events:" line (Ir first)
 run_once() {
     local ms=$1 out=$out_dir/callgrind.out.$server.c$conns.$1
     local said=$out_dir/stdout.$server.c$conns.$1
-    EVLOOP_BENCH_TIMEOUT=600 taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" \
+    EVLOOP_BENCH_TIMEOUT=600 taskset -c 0 valgrind --tool=callgrind --callgrind-out-file="$out" "${cache_sim[@]}" \
         "${server_cmd[@]}" >"$said" 2>"$out_dir/valgrind.$server.c$conns.$1.log" &
     local pid=$!
     local port="" tries=0
@@ -71,7 +79,7 @@ run_once() {
     wait "$pid" 2>/dev/null || true
     local msgs instr
     msgs=$(sed -n 's/^EVLOOP_ECHO_TOTAL msgs=//p' <<<"$load")
-    instr=$(sed -n 's/^summary: //p' "$out")
+    instr=$(sed -n 's/^summary: //p' "$out" | tr ' ' ,)
     echo "$instr $msgs $out"
 }
 
@@ -80,12 +88,19 @@ read -r i3 m3 keep < <(run_once $((seconds * 3000)))
 python3 - "$server" "$conns" "$i1" "$m1" "$i3" "$m3" "$keep" <<'EOF'
 import json, os, sys
 server, conns, i1, m1, i3, m3, keep = sys.argv[1:]
-i1, m1, i3, m3 = int(i1), int(m1), int(i3), int(m3)
+e1, e3 = [int(x) for x in i1.split(",")], [int(x) for x in i3.split(",")]
+i1, m1, i3, m3 = e1[0], int(m1), e3[0], int(m3)
 print(f"{server} C={conns}: short run {i1:,} instructions / {m1:,} messages, long run {i3:,} / {m3:,}")
 if m3 - m1 < 100:
     sys.exit(f"{server} C={conns}: too few messages between the runs to divide by")
 per_msg = (i3 - i1) / (m3 - m1)
 print(f"{server} C={conns}: {per_msg:,.0f} user-space instructions per message")
+names = next(line.split()[1:] for line in open(keep) if line.startswith("events:"))
+if "D1mr" in names:
+    def per_msg_of(*events):
+        return sum(e3[names.index(e)] - e1[names.index(e)] for e in events) / (m3 - m1)
+    d1, ll = per_msg_of("D1mr", "D1mw"), per_msg_of("DLmr", "DLmw")
+    print(f"{server} C={conns}: {d1:,.1f} D1 and {ll:,.1f} LL data-cache misses per message (simulated)")
 print(f"profile of the long run: {keep}")
 if os.environ.get("EVLOOP_BENCH_JSON"):
     side, _, kind = server.partition("-")
