@@ -52,7 +52,16 @@
 //! and `EVLOOP_ECHO_RETRIES` (a run during which other processes used more than this % of
 //! a core, default 25, is taken again, up to this many times, default 3, keeping the
 //! quietest), `EVLOOP_BENCH_TIMEOUT`
-//! (seconds one run may take before it is killed and the bench fails, default 120).
+//! (seconds one run may take before it is killed and the bench fails, default 120),
+//! `EVLOOP_ECHO_RATE` (messages per second: an open loop instead of ping-pong, below).
+//!
+//! Open loop: the closed loop saturates both cores at C >= 100, where the mean latency is
+//! fixed by the rate (Little's law) and p99 says how evenly a server spreads a full load,
+//! not how fast it is. With `EVLOOP_ECHO_RATE=R` the generator sends R messages per second
+//! in all, round robin over the connections, whether or not the earlier ones are back, and
+//! counts each latency from when its message was due; below saturation, p99 then compares
+//! the servers at the same load (e.g. `EVLOOP_ECHO_RATE=60000 cargo bench --bench echo --
+//! 100`). The targets are judged only in a closed-loop run.
 
 use std::fmt::Write as _;
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
@@ -106,9 +115,14 @@ fn main() {
                 let at = args.iter().position(|a| a == name).unwrap_or_else(|| panic!("--load needs {name}"));
                 args[at + 1].parse().unwrap_or_else(|_| panic!("{name} must be a number"))
             };
+            let pacing = match args.iter().position(|a| a == "--rate") {
+                Some(_) => Pacing::OpenLoop { per_second: get("--rate") },
+                None => Pacing::ClosedLoop,
+            };
             load(
                 get("--port") as u16,
                 get("--conns") as usize,
+                pacing,
                 Duration::from_millis(get("--warmup-ms")),
                 Duration::from_millis(get("--measure-ms")),
             )
@@ -242,11 +256,83 @@ enum Phase {
     Tail,
 }
 
-/// C connections doing 64-byte ping-pong on one thread. Prints `measure-start`, then the
-/// result line, then keeps the load on (while the parent runs perf) until a line or EOF
-/// arrives on stdin. Each message is sent with exactly one `write`: perf counts the
-/// messages of its window from that.
-fn load(port: u16, conns: usize, warmup: Duration, measure: Duration) -> io::Result<()> {
+/// How the generator paces its messages.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pacing {
+    /// Each connection sends its next message as soon as the last one is back (ping-pong):
+    /// the load rises until a core is saturated.
+    ClosedLoop,
+    /// Messages leave at a fixed total rate, round robin over the connections, whether or
+    /// not the earlier ones are back (echo keeps them in order). A latency counts from
+    /// when its message was due, so a late generator cannot hide a slow server.
+    OpenLoop { per_second: u64 },
+}
+
+/// The generator's measuring: warm-up, then a window of latencies, then the tail until
+/// stdin says stop. Prints `measure-start` when the window opens and the result line
+/// when it closes.
+struct Window {
+    started: Instant,
+    warmup: Duration,
+    measure: Duration,
+    phase: Phase,
+    measure_start: Instant,
+    latencies_ns: Vec<u32>,
+}
+
+impl Window {
+    fn new(warmup: Duration, measure: Duration) -> Window {
+        let started = Instant::now();
+        Window {
+            started,
+            warmup,
+            measure,
+            phase: Phase::Warmup,
+            measure_start: started,
+            latencies_ns: Vec::with_capacity(1 << 20),
+        }
+    }
+
+    /// One message back, `latency` after it was sent (or due).
+    fn record(&mut self, latency: Duration) {
+        if self.phase == Phase::Measure {
+            self.latencies_ns.push(latency.as_nanos().min(u32::MAX as u128) as u32);
+        }
+    }
+
+    /// Opens or closes the window when its time has come.
+    fn advance(&mut self, now: Instant) -> io::Result<()> {
+        if self.phase == Phase::Warmup && now >= self.started + self.warmup {
+            self.phase = Phase::Measure;
+            self.measure_start = now;
+            println!("measure-start");
+            io::stdout().flush()?;
+        } else if self.phase == Phase::Measure && now >= self.measure_start + self.measure {
+            self.phase = Phase::Tail;
+            let latencies = &mut self.latencies_ns;
+            latencies.sort_unstable();
+            let pick = |q: f64| -> u32 {
+                if latencies.is_empty() {
+                    return 0;
+                }
+                latencies[((latencies.len() - 1) as f64 * q).round() as usize]
+            };
+            println!(
+                "EVLOOP_ECHO_RESULT msgs={} ns={} p50_ns={} p99_ns={}",
+                latencies.len(),
+                (now - self.measure_start).as_nanos(),
+                pick(0.50),
+                pick(0.99)
+            );
+            io::stdout().flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// C connections to the server, non-blocking, each registered for reading under its
+/// index, and stdin under `STDIN_TOKEN`.
+fn connect_all(port: u16, conns: usize) -> io::Result<(Vec<TcpStream>, Selector)> {
     let mut streams = Vec::with_capacity(conns);
     for _ in 0..conns {
         let stream = TcpStream::connect(("127.0.0.1", port))?;
@@ -259,43 +345,51 @@ fn load(port: u16, conns: usize, warmup: Duration, measure: Duration) -> io::Res
         selector.register(stream.as_raw_fd(), Interest::READ, i as u64)?;
     }
     selector.register(io::stdin().as_raw_fd(), Interest::READ, STDIN_TOKEN)?;
+    Ok((streams, selector))
+}
 
+/// Stdin spoke: prints every message echoed since the start, warm-up and tail included
+/// (for per-message costs measured over the server's whole life, as callgrind does).
+fn stop(echoed: u64) -> io::Result<()> {
+    println!("EVLOOP_ECHO_TOTAL msgs={echoed}");
+    io::stdout().flush()
+}
+
+/// C connections sending 64-byte messages on one thread, paced by `pacing`. Prints
+/// `measure-start`, then the result line, then keeps the load on (while the parent runs
+/// perf) until a line or EOF arrives on stdin. Each message is sent with exactly one
+/// `write`: perf counts the messages of its window from that.
+fn load(port: u16, conns: usize, pacing: Pacing, warmup: Duration, measure: Duration) -> io::Result<()> {
+    let (streams, selector) = connect_all(port, conns)?;
+    let window = Window::new(warmup, measure);
+    match pacing {
+        Pacing::ClosedLoop => ping_pong(streams, selector, window),
+        Pacing::OpenLoop { per_second } => at_rate(streams, selector, per_second, window),
+    }
+}
+
+fn ping_pong(mut streams: Vec<TcpStream>, mut selector: Selector, mut window: Window) -> io::Result<()> {
+    let conns = streams.len();
     let message = [0x5au8; MESSAGE];
     let mut received = vec![0usize; conns];
     let mut sent_at = vec![Instant::now(); conns];
-    let mut latencies_ns: Vec<u32> = Vec::with_capacity(1 << 20);
     let mut ready: Vec<u64> = Vec::with_capacity(conns + 1);
-    let mut measured = 0u64;
     let mut echoed = 0u64;
 
-    let started = Instant::now();
     for (i, stream) in streams.iter_mut().enumerate() {
         send_all(stream, &message)?;
         sent_at[i] = Instant::now();
     }
-    let mut phase = Phase::Warmup;
-    let mut measure_start = started;
     loop {
         ready.clear();
         ready.extend(selector.select(Some(Duration::from_millis(50)))?.map(|event| event.token));
         for &token in &ready {
             if token == STDIN_TOKEN {
-                // Every message echoed since the start, warm-up and tail included: for
-                // per-message costs measured over the server's whole life (callgrind).
-                println!("EVLOOP_ECHO_TOTAL msgs={echoed}");
-                io::stdout().flush()?;
-                return Ok(());
+                return stop(echoed);
             }
             let i = token as usize;
             let mut buffer = [0u8; MESSAGE];
-            let n = match streams[i].read(&mut buffer[..MESSAGE - received[i]]) {
-                Ok(0) => {
-                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed a connection"))
-                }
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Err(e),
-            };
+            let Some(n) = read_some(&mut streams[i], &mut buffer[..MESSAGE - received[i]])? else { continue };
             received[i] += n;
             if received[i] < MESSAGE {
                 continue;
@@ -303,41 +397,75 @@ fn load(port: u16, conns: usize, warmup: Duration, measure: Duration) -> io::Res
             received[i] = 0;
             echoed += 1;
             let now = Instant::now();
-            match phase {
-                Phase::Warmup => {}
-                Phase::Measure => {
-                    measured += 1;
-                    latencies_ns.push((now - sent_at[i]).as_nanos().min(u32::MAX as u128) as u32);
-                }
-                Phase::Tail => {}
-            }
+            window.record(now - sent_at[i]);
             send_all(&mut streams[i], &message)?;
             sent_at[i] = now;
         }
+        window.advance(Instant::now())?;
+    }
+}
+
+/// The open loop. epoll's timeout is in whole milliseconds, far coarser than the gap
+/// between two messages, so the generator polls (a zero timeout) until the next is due:
+/// it spins on its own core, and its syscalls are not the ones counted.
+fn at_rate(
+    mut streams: Vec<TcpStream>,
+    mut selector: Selector,
+    per_second: u64,
+    mut window: Window,
+) -> io::Result<()> {
+    let conns = streams.len();
+    let message = [0x5au8; MESSAGE];
+    let mut received = vec![0usize; conns];
+    // When each message still on its way was due, per connection, oldest first.
+    let mut due_times: Vec<std::collections::VecDeque<Instant>> = vec![Default::default(); conns];
+    let mut ready: Vec<u64> = Vec::with_capacity(conns + 1);
+    let mut echoed = 0u64;
+    let start = Instant::now();
+    let mut sent = 0u64;
+
+    loop {
         let now = Instant::now();
-        if phase == Phase::Warmup && now >= started + warmup {
-            phase = Phase::Measure;
-            measure_start = now;
-            println!("measure-start");
-            io::stdout().flush()?;
-        } else if phase == Phase::Measure && now >= measure_start + measure {
-            phase = Phase::Tail;
-            let window = now - measure_start;
-            latencies_ns.sort_unstable();
-            let pick = |q: f64| -> u32 {
-                if latencies_ns.is_empty() {
-                    return 0;
-                }
-                latencies_ns[((latencies_ns.len() - 1) as f64 * q).round() as usize]
-            };
-            println!(
-                "EVLOOP_ECHO_RESULT msgs={measured} ns={} p50_ns={} p99_ns={}",
-                window.as_nanos(),
-                pick(0.50),
-                pick(0.99)
-            );
-            io::stdout().flush()?;
+        let mut next_due = start + Duration::from_secs_f64(sent as f64 / per_second as f64);
+        while next_due <= now {
+            let i = (sent % conns as u64) as usize;
+            send_all(&mut streams[i], &message)?;
+            due_times[i].push_back(next_due);
+            sent += 1;
+            next_due = start + Duration::from_secs_f64(sent as f64 / per_second as f64);
         }
+        ready.clear();
+        let idle = next_due.saturating_duration_since(Instant::now());
+        let wait = idle.checked_sub(Duration::from_millis(1)).unwrap_or(Duration::ZERO);
+        ready.extend(selector.select(Some(wait))?.map(|event| event.token));
+        for &token in &ready {
+            if token == STDIN_TOKEN {
+                return stop(echoed);
+            }
+            let i = token as usize;
+            let mut buffer = [0u8; 4096];
+            let Some(n) = read_some(&mut streams[i], &mut buffer)? else { continue };
+            received[i] += n;
+            let now = Instant::now();
+            while received[i] >= MESSAGE {
+                received[i] -= MESSAGE;
+                echoed += 1;
+                let due = due_times[i].pop_front().expect("an echo of a message that was sent");
+                window.record(now - due);
+            }
+        }
+        window.advance(Instant::now())?;
+    }
+}
+
+/// What one `read` gave: `None` if nothing was there (a spurious wake-up); the server
+/// closing a connection is an error, as no server here ever should.
+fn read_some(stream: &mut TcpStream, buffer: &mut [u8]) -> io::Result<Option<usize>> {
+    match stream.read(buffer) {
+        Ok(0) => Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed a connection")),
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -402,6 +530,10 @@ fn parent(args: &[String]) {
     let warmup = Duration::from_millis(env_u64("EVLOOP_ECHO_WARMUP_MS").unwrap_or(500));
     let max_others = env_u64("EVLOOP_ECHO_MAX_OTHERS").unwrap_or(25) as f64;
     let retries = env_u64("EVLOOP_ECHO_RETRIES").unwrap_or(3);
+    let pacing = match env_u64("EVLOOP_ECHO_RATE") {
+        Some(per_second) => Pacing::OpenLoop { per_second: per_second.max(1) },
+        None => Pacing::ClosedLoop,
+    };
     let tools = Tools { taskset: taskset_works(), perf: perf_works() };
 
     let mut out = String::new();
@@ -410,8 +542,15 @@ fn parent(args: &[String]) {
         out,
         "servers: evloop-protocol (Protocol writing back in data_received), evloop-streams (start_server, read(64) \
          then write + drain), tokio (current_thread, TcpListener, a task per connection, read into 1 KiB, write_all).\n\
-         load: one single-threaded generator (std non-blocking sockets on evloop's Selector), C connections each \
-         sending 64 bytes and waiting for them back; {} ms warm-up, {} ms window.",
+         load: one single-threaded generator (std non-blocking sockets on evloop's Selector), C connections {}; \
+         {} ms warm-up, {} ms window.",
+        match pacing {
+            Pacing::ClosedLoop => "each sending 64 bytes and waiting for them back (closed loop)".to_string(),
+            Pacing::OpenLoop { per_second } => format!(
+                "sent 64 bytes at a time, round robin, {per_second} messages/s in all whatever comes back \
+                 (open loop; latency from when a message was due)"
+            ),
+        },
         warmup.as_millis(),
         measure.as_millis()
     );
@@ -456,7 +595,7 @@ fn parent(args: &[String]) {
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); servers.len()];
         for run in 0..runs {
             for (s, server) in servers.iter().enumerate() {
-                let mut sample = run_once(server, c, warmup, measure, &tools);
+                let mut sample = run_once(server, c, pacing, warmup, measure, &tools);
                 // A window in which other processes took a good part of the machine says
                 // more about them than about the server: take it again, up to
                 // `retries` times, and keep the quietest.
@@ -470,7 +609,7 @@ fn parent(args: &[String]) {
                         sample.others_pct
                     );
                     std::thread::sleep(Duration::from_secs(2));
-                    let again = run_once(server, c, warmup, measure, &tools);
+                    let again = run_once(server, c, pacing, warmup, measure, &tools);
                     if again.others_pct < sample.others_pct {
                         sample = again;
                     }
@@ -576,9 +715,25 @@ fn parent(args: &[String]) {
              rows with a high \"others\" are suspect. Rerun on an idle machine."
         );
     }
+    if pacing == Pacing::ClosedLoop {
+        write_targets(&mut out, &all, &servers, &idle);
+    } else {
+        let _ =
+            writeln!(out, "\n(open loop: messages/s is the offered rate; compare p99 and CPU; no targets)");
+    }
+    print!("{out}");
+}
+
+/// Issue 4's targets, judged on the medians of a closed-loop run.
+fn write_targets(
+    out: &mut String,
+    all: &[(usize, Vec<Vec<Sample>>)],
+    servers: &[&str],
+    idle: &[(String, f64)],
+) {
     let _ = writeln!(out);
     let _ = writeln!(out, "targets (issue 4), on medians:");
-    for (c, samples) in &all {
+    for (c, samples) in all {
         let tokio_at = servers.iter().position(|s| *s == "tokio").expect("tokio always runs");
         let tokio_rate = median(&samples[tokio_at], |x| Some(x.msgs_per_s)).unwrap_or(0.0);
         let tokio_user = median(&samples[tokio_at], |x| Some(x.user_us_per_msg)).unwrap_or(0.0);
@@ -618,7 +773,6 @@ fn parent(args: &[String]) {
             );
         }
     }
-    print!("{out}");
 }
 
 /// Measures every server's memory per idle connection `runs` times, alternating servers;
@@ -824,13 +978,20 @@ fn start_server(server: &str, tools: &Tools, deadline: Instant, who: &str) -> (R
     (child, port)
 }
 
-fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, tools: &Tools) -> Sample {
+fn run_once(
+    server: &str,
+    conns: usize,
+    pacing: Pacing,
+    warmup: Duration,
+    measure: Duration,
+    tools: &Tools,
+) -> Sample {
     let deadline = Instant::now() + Duration::from_secs(env_u64("EVLOOP_BENCH_TIMEOUT").unwrap_or(120));
     let who = format!("C={conns} {server}");
     let (server_child, port) = start_server(server, tools, deadline, &who);
     let pid = server_child.0.id();
 
-    let load_args: Vec<String> = [
+    let mut load_args: Vec<String> = [
         "--load",
         "--port",
         &port.to_string(),
@@ -844,6 +1005,9 @@ fn run_once(server: &str, conns: usize, warmup: Duration, measure: Duration, too
     .iter()
     .map(|s| s.to_string())
     .collect();
+    if let Pacing::OpenLoop { per_second } = pacing {
+        load_args.extend(["--rate".to_string(), per_second.to_string()]);
+    }
     let mut load_child = Reaped(
         pinned(tools, "1", &load_args)
             .stdin(Stdio::piped())
