@@ -105,8 +105,11 @@ impl Crawler {
         let is_html =
             response.header("content-type").is_some_and(|t| t.to_ascii_lowercase().starts_with("text/html"));
         let mut body = Vec::new();
+        // Counted apart from `body`, which keeps HTML only: the limit is on every page.
+        let mut received = 0;
         while let Some(chunk) = response.chunk().await.map_err(|e| e.kind.to_string())? {
-            if body.len() + chunk.len() > MAX_PAGE {
+            received += chunk.len();
+            if received > MAX_PAGE {
                 return Err(format!("page larger than {} MiB", MAX_PAGE / (1024 * 1024)));
             }
             if is_html {

@@ -28,8 +28,14 @@ pub struct ClientOptions {
     /// Time allowed to connect to a host (default 10 s).
     pub connect_timeout: Duration,
     /// Time allowed from sending a request to having the response head, redirects
-    /// included (default 30 s). Reading the body is the caller's to limit.
+    /// included (default 30 s). The body's total time is the caller's to limit (with
+    /// `evloop::wait_for`); `read_timeout` limits each wait within it.
     pub timeout: Duration,
+    /// The longest wait for more of a response body (default 30 s): a server that goes
+    /// silent mid-body fails the read with `Timeout` instead of leaving it waiting for
+    /// ever. It limits each wait, not the whole body, so a long download that keeps
+    /// flowing is not cut off.
+    pub read_timeout: Duration,
     /// Requests in flight to one host at once (default 10).
     pub per_host_limit: usize,
     /// Requests in flight in all (default 100).
@@ -49,6 +55,7 @@ impl Default for ClientOptions {
             max_redirects: 10,
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(30),
             per_host_limit: 10,
             total_limit: 100,
             idle_timeout: Duration::from_secs(30),
@@ -312,14 +319,17 @@ enum Exchange {
 
 /// Writes the request and reads the response head (skipping interim 1xx responses; a 101 is
 /// an error, as no upgrade was asked for).
+///
+/// A write that fails still lets a response through: a server may answer before reading
+/// the whole request (a 413 for a body too large) and close, which breaks the write; its
+/// answer is read all the same (RFC 9112 section 9.5). Only with no response at all is
+/// the write's error the outcome.
 async fn exchange(
     mut connection: Connection,
     method: &str,
     request: &[u8],
 ) -> Result<(Connection, ResponseHead, Framing), Exchange> {
-    if let Err(error) = connection.write_all(request).await {
-        return Err(Exchange::StaleConnection(Some(error)));
-    }
+    let write_error = connection.write_all(request).await.err();
     let mut received_any = false;
     loop {
         match parse::parse_head(connection.buffer()) {
@@ -343,18 +353,23 @@ async fn exchange(
         }
         match connection.fill().await {
             Ok(true) => received_any = true,
-            Ok(false) if !received_any => return Err(Exchange::StaleConnection(None)),
+            Ok(false) if !received_any => return Err(Exchange::StaleConnection(write_error)),
             Ok(false) => {
                 return Err(Exchange::Failed(HttpErrorKind::Protocol(
                     "connection closed in the middle of the response head".to_string(),
                 )))
             }
-            Err(e) if !received_any && e.kind() == std::io::ErrorKind::ConnectionReset => {
-                return Err(Exchange::StaleConnection(Some(e)))
+            Err(e) if !received_any && (write_error.is_some() || is_reset(&e)) => {
+                return Err(Exchange::StaleConnection(write_error.or(Some(e))))
             }
             Err(e) => return Err(Exchange::Failed(HttpErrorKind::Io(e))),
         }
     }
+}
+
+/// A reset before any response: the server dropped the connection (stale, if pooled).
+fn is_reset(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::ConnectionReset
 }
 
 /// The error for a `101 Switching Protocols`: this client never sends `Upgrade`, and a
@@ -437,7 +452,8 @@ impl Response {
     }
 
     /// The next piece of the body, `None` at its end. When the body is complete the
-    /// connection goes back to the pool (if it can be reused).
+    /// connection goes back to the pool (if it can be reused). Waiting longer than
+    /// [`ClientOptions::read_timeout`] for more of it is a `Timeout` error.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
         let url = self.url.as_str().to_string();
         let error = |kind| HttpError::new(url.clone(), kind);
@@ -450,7 +466,11 @@ impl Response {
             if body.decoder.is_done() {
                 return self.finish().map_err(error).map(|()| None);
             }
-            match body.connection.fill().await {
+            let read_timeout = body.client.options.read_timeout;
+            let Ok(filled) = wait_for(body.connection.fill(), read_timeout).await else {
+                return Err(error(HttpErrorKind::Timeout("waiting for more of the body")));
+            };
+            match filled {
                 Ok(true) => {}
                 Ok(false) => {
                     body.reusable = false;

@@ -309,20 +309,27 @@ fn transfer_encoding_framing(head: &ResponseHead) -> Result<Framing, ParseError>
 }
 
 /// Checks that the body of `head` carries no transfer coding but `chunked` (and the
-/// no-op `identity`); call it once [`framing`] has accepted the head.
+/// no-op `identity`), with `chunked` last; call it once [`framing`] has accepted the head.
 ///
 /// A client that sends no `TE` header accepts chunked only (RFC 9112 sections 6.1 and
 /// 7.4), and nothing here undoes another coding: a body under `gzip` would be handed out
 /// still compressed, as if it were the content. So such a response is an error that names
-/// the coding, where aiohttp would hand out the encoded bytes.
+/// the coding, where aiohttp would hand out the encoded bytes. So is `chunked` followed by
+/// another coding (`chunked, identity`): [`framing`] then reads until the close (RFC 9112
+/// section 6.3, rule 4), and the body would be handed out with its chunk framing in it.
 pub fn check_transfer_codings(head: &ResponseHead) -> Result<(), ParseError> {
-    for coding in transfer_codings(head)? {
+    let codings = transfer_codings(head)?;
+    for coding in &codings {
         if !coding.eq_ignore_ascii_case(b"chunked") && !coding.eq_ignore_ascii_case(b"identity") {
             return Err(ParseError::new(format!(
                 "unsupported transfer coding {} (only chunked is accepted)",
                 show(coding)
             )));
         }
+    }
+    let chunked_at = codings.iter().position(|c| c.eq_ignore_ascii_case(b"chunked"));
+    if chunked_at.is_some_and(|at| at + 1 < codings.len()) {
+        return Err(ParseError::new("chunked is not the final transfer coding (the body cannot be decoded)"));
     }
     Ok(())
 }

@@ -45,6 +45,8 @@ pub(crate) struct Connection {
     writer: StreamWriter,
     buffer: BytesMut,
     idle_since: Instant,
+    /// A write failed: the server may still have answered, but the connection is done.
+    write_failed: bool,
     #[cfg(feature = "tls")]
     tls: Option<Box<TlsSession>>,
 }
@@ -90,12 +92,19 @@ impl Connection {
             writer,
             buffer: BytesMut::new(),
             idle_since: now(),
+            write_failed: false,
             #[cfg(feature = "tls")]
             tls,
         })
     }
 
     pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        let result = self.send(data).await;
+        self.write_failed |= result.is_err();
+        result
+    }
+
+    async fn send(&mut self, data: &[u8]) -> io::Result<()> {
         #[cfg(feature = "tls")]
         if let Some(tls) = self.tls.as_mut() {
             return tls.write_all(data, &self.writer).await;
@@ -127,10 +136,11 @@ impl Connection {
         self.buffer.advance(n);
     }
 
-    /// Still usable: the server has not closed it and sent nothing unasked, neither into
-    /// our buffer nor into the reader's.
+    /// Still usable: no write failed, and the server has not closed it and sent nothing
+    /// unasked, neither into our buffer nor into the reader's.
     fn is_clean(&self) -> bool {
-        self.buffer.is_empty()
+        !self.write_failed
+            && self.buffer.is_empty()
             && self.reader.buffered() == 0
             && !self.reader.at_eof()
             && !self.writer.is_closing()
