@@ -6,13 +6,13 @@
 //! servers that must misbehave over time (trickle, endless bodies or heads) are small std
 //! threads here. Every test is bounded by a time limit; nothing sleeps to let things happen.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::io::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::run_test as run;
 use evloop::http::{Client, ClientOptions, HttpError, HttpErrorKind};
+use hand_served::{read_head, serve_forever};
 use process::TempDir;
 use server::{Reply, Server};
 
@@ -384,6 +384,7 @@ fn lenient_but_unambiguous_heads_are_accepted() {
 fn an_endless_head_is_cut_off_at_64_kib() {
     // A server that sends header lines forever, as fast as it can.
     let url = serve_forever(|stream| {
+        read_head(stream)?;
         stream.write_all(b"HTTP/1.1 200 OK\r\n")?;
         loop {
             stream.write_all(b"X-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n")?;
@@ -401,6 +402,7 @@ fn the_head_time_limit_fires_for_silent_and_trickling_servers() {
     let silent = Server::start(|_| Reply::raw(Vec::new()).hang());
     // One byte every 50 ms, forever: each read makes progress, the whole never comes.
     let trickle = serve_forever(|stream| {
+        read_head(stream)?;
         for &byte in b"HTTP/1.1 200 OK\r\nX-Slow: ".iter().chain(std::iter::repeat(&b'a')) {
             stream.write_all(&[byte])?;
             std::thread::sleep(Duration::from_millis(50));
@@ -431,6 +433,7 @@ fn the_head_time_limit_fires_for_silent_and_trickling_servers() {
 #[test]
 fn an_endless_chunked_body_is_handed_out_in_bounded_pieces() {
     let url = serve_forever(|stream| {
+        read_head(stream)?;
         stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
         let mut chunk = format!("{:x}\r\n", 16 * 1024).into_bytes();
         chunk.extend_from_slice(&[b'z'; 16 * 1024]);
@@ -689,6 +692,7 @@ fn fetch_o_keeps_only_complete_bodies() {
     // The file of a URL whose body fails (cut short, or endless until the time limit) is
     // removed: DIR/i exists only for a body received whole.
     let endless = serve_forever(|stream| {
+        read_head(stream)?;
         stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
         let mut chunk = format!("{:x}\r\n", 64 * 1024).into_bytes();
         chunk.extend_from_slice(&[b'e'; 64 * 1024]);
@@ -721,6 +725,7 @@ fn fetch_o_keeps_only_complete_bodies() {
 #[test]
 fn crawl_bounds_each_page_in_time_and_size_and_prints_one_line_per_url() {
     let endless = serve_forever(|stream| {
+        read_head(stream)?;
         stream
             .write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n")?;
         let page = "<a href=\"/x\">x</a>".repeat(4096);
@@ -794,33 +799,7 @@ fn crawl_rejects_a_bad_time_limit() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Helpers
-
-/// Serves every connection with `serve` in its own thread until it fails (the client
-/// went away); returns `http://127.0.0.1:<port>/`. The listener thread ends with the test
-/// process.
-fn serve_forever(serve: fn(&mut TcpStream) -> std::io::Result<()>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    match stream.read(&mut byte) {
-                        Ok(1) => head.push(byte[0]),
-                        _ => return,
-                    }
-                }
-                let _ = serve(&mut stream);
-                let _ = stream.shutdown(Shutdown::Both);
-            });
-        }
-    });
-    url
-}
+// Modules
 
 mod common;
 
@@ -831,3 +810,7 @@ mod process;
 #[allow(dead_code)] // each test file uses part of this module
 #[path = "support/scripted_http.rs"]
 mod server;
+
+#[allow(dead_code)] // each test file uses part of this module
+#[path = "support/hand_served_http.rs"]
+mod hand_served;

@@ -6,12 +6,12 @@
 //! The servers that misbehave over time are small std threads on 127.0.0.1.
 
 use std::io::Write;
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::run_test as run;
 use evloop::http::{Client, ClientOptions, HttpError, HttpErrorKind};
+use hand_served::serve_forever;
 use server::{Reply, Server};
 
 /// No run of an example may take longer.
@@ -195,26 +195,7 @@ fn crawl_holds_a_page_of_any_type_to_its_size_limit() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Helpers
-
-/// Serves every connection with `serve` in its own thread; an `Ok` ends it with an orderly
-/// close, an `Err` drops it as it is (a reset if the request was left unread). Returns
-/// `http://127.0.0.1:<port>/`; the listener thread ends with the test process.
-fn serve_forever(serve: fn(&mut TcpStream) -> std::io::Result<()>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            std::thread::spawn(move || {
-                if serve(&mut stream).is_ok() {
-                    let _ = stream.shutdown(Shutdown::Both);
-                }
-            });
-        }
-    });
-    url
-}
+// Modules
 
 mod common;
 
@@ -225,3 +206,7 @@ mod process;
 #[allow(dead_code)] // each test file uses part of this module
 #[path = "support/scripted_http.rs"]
 mod server;
+
+#[allow(dead_code)] // each test file uses part of this module
+#[path = "support/hand_served_http.rs"]
+mod hand_served;

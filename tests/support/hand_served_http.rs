@@ -1,0 +1,39 @@
+//! Hand-written HTTP servers for the cases canned bytes cannot play: a server that
+//! trickles, never ends, or answers before reading the request. Each is a plain function
+//! over one connection's `TcpStream`, run by [`serve_forever`] on 127.0.0.1. Shared by
+//! tests/hostile_http.rs and tests/hostile_http_more.rs.
+
+use std::io::Read;
+use std::net::{Shutdown, TcpListener, TcpStream};
+
+/// Serves every connection with `serve` in its own thread. An `Ok` ends
+/// the connection with an orderly close; an `Err` drops it as it is (a reset, if the
+/// request was left unread). Returns `http://127.0.0.1:<port>/`; the listener thread ends
+/// with the test process.
+pub fn serve_forever(serve: fn(&mut TcpStream) -> std::io::Result<()>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                if serve(&mut stream).is_ok() {
+                    let _ = stream.shutdown(Shutdown::Both);
+                }
+            });
+        }
+    });
+    url
+}
+
+/// Reads a request head, up to and including its blank line, a byte at a time (so
+/// nothing after it is consumed).
+pub fn read_head(stream: &mut TcpStream) -> std::io::Result<()> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    Ok(())
+}
