@@ -422,18 +422,18 @@ fn at_rate(
     let mut ready: Vec<u64> = Vec::with_capacity(conns + 1);
     let mut echoed = 0u64;
     let start = Instant::now();
+    let due = |nth: u64| start + Duration::from_secs_f64(nth as f64 / per_second as f64);
     let mut sent = 0u64;
 
     loop {
         let now = Instant::now();
-        let mut next_due = start + Duration::from_secs_f64(sent as f64 / per_second as f64);
-        while next_due <= now {
+        while due(sent) <= now {
             let i = (sent % conns as u64) as usize;
             send_all(&mut streams[i], &message)?;
-            due_times[i].push_back(next_due);
+            due_times[i].push_back(due(sent));
             sent += 1;
-            next_due = start + Duration::from_secs_f64(sent as f64 / per_second as f64);
         }
+        let next_due = due(sent);
         ready.clear();
         let idle = next_due.saturating_duration_since(Instant::now());
         let wait = idle.checked_sub(Duration::from_millis(1)).unwrap_or(Duration::ZERO);
@@ -469,7 +469,8 @@ fn read_some(stream: &mut TcpStream, buffer: &mut [u8]) -> io::Result<Option<usi
     }
 }
 
-/// 64 bytes into an empty socket buffer: the kernel takes them whole.
+/// 64 bytes into a socket buffer with room for them (one message in flight, or a few in
+/// the open loop): the kernel takes them whole, and anything less stops the bench.
 fn send_all(stream: &mut TcpStream, data: &[u8]) -> io::Result<()> {
     let n = stream.write(data)?;
     if n != data.len() {
