@@ -63,6 +63,7 @@
 //! the servers at the same load (e.g. `EVLOOP_ECHO_RATE=60000 cargo bench --bench echo --
 //! 100`). The targets are judged only in a closed-loop run.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::io::{self, BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -418,7 +419,7 @@ fn at_rate(
     let message = [0x5au8; MESSAGE];
     let mut received = vec![0usize; conns];
     // When each message still on its way was due, per connection, oldest first.
-    let mut due_times: Vec<std::collections::VecDeque<Instant>> = vec![Default::default(); conns];
+    let mut due_times: Vec<VecDeque<Instant>> = vec![Default::default(); conns];
     let mut ready: Vec<u64> = Vec::with_capacity(conns + 1);
     let mut echoed = 0u64;
     let start = Instant::now();
