@@ -48,21 +48,28 @@ enum State {
 /// One connection's state. A server may hold many idle connections, so this stays small:
 /// no fd beside the socket, and what most connections never need (a write buffer, the
 /// addresses) behind boxes made when needed.
+///
+/// `repr(C)` keeps the fields in the order written: those that every read and write touch
+/// come first, so they share a cache line. A streams connection touches its transport
+/// twice per message (the read callback, then its task's `write`), with the rest of the
+/// batch in between; the default layout spread these fields over more lines and cost
+/// about one first-level cache miss more per echoed message (callgrind's simulation).
+#[repr(C)]
 struct Inner {
-    event_loop: EventLoop,
     /// The socket until the transport closes (its fd is what the loop watches).
     socket: RefCell<Option<Socket>>,
     /// The protocol until the transport closes.
     protocol: RefCell<Option<Rc<RefCell<dyn Protocol>>>>,
-    state: Cell<State>,
     /// What the kernel has not taken yet; `None` when nothing waits, so an idle
     /// connection keeps no buffer.
     write_buffer: RefCell<Option<Box<BytesMut>>>,
+    state: Cell<State>,
     writer_registered: Cell<bool>,
     reading: Cell<bool>,
     read_paused: Cell<bool>,
     eof_requested: Cell<bool>,
     protocol_paused: Cell<bool>,
+    event_loop: EventLoop,
     high_water: Cell<usize>,
     low_water: Cell<usize>,
     /// Looked up the first time they are asked for (most connections never ask).
