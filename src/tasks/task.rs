@@ -101,9 +101,6 @@ thread_local! {
     static NEXT_TASK_NUMBER: Cell<u32> = const { Cell::new(1) };
 }
 
-/// The part of a task that does not depend on its type: name, state, the coroutine
-/// awaiting it, and what to run when it finishes. Kept small: a million sleeping tasks
-/// are a benchmark here.
 /// What few tasks have: a custom name, a panic message, functions to run when it
 /// finishes. Boxed on first use, so the common task pays one word for all three.
 #[derive(Default)]
