@@ -3,7 +3,7 @@
 
 use bytes::BytesMut;
 use evloop::http::parse::{
-    framing, is_interim, parse_head, BodyDecoder, Framing, ParseError, ResponseHead, MAX_HEAD,
+    framing, is_interim, parse_head, BodyDecoder, Framing, HeadScanner, ParseError, ResponseHead, MAX_HEAD,
 };
 
 fn head(text: &str) -> ResponseHead {
@@ -188,15 +188,46 @@ fn garbage_is_not_http() {
 
 #[test]
 fn other_versions_are_errors() {
+    // HTTP/1.2 used to be here: a higher minor version of HTTP/1 is now read as HTTP/1.1
+    // (RFC 9110 2.5, RFC 9112 2.3; see the next test). Another major version, and what is
+    // not RFC 9112's `HTTP-version` (one digit each side of the dot), are still errors.
     for text in [
         &b"HTTP/2.0 200 OK\r\n\r\n"[..],
-        b"HTTP/1.2 200 OK\r\n\r\n",
         b"HTTP/0.9 200 OK\r\n\r\n",
         b"HTTP/3 200\r\n\r\n",
+        b"HTTP/1.10 200 OK\r\n\r\n",
+        b"HTTP/1.23 200 OK\r\n\r\n",
+        b"HTTP/1.x 200 OK\r\n\r\n",
+        b"HTTP/1. 200 OK\r\n\r\n",
+        b"HTTP/1 200 OK\r\n\r\n",
+        b"HTTP/11.1 200 OK\r\n\r\n",
     ] {
         let msg = head_err(text);
         assert!(msg.contains("unsupported HTTP version"), "{text:?}: {msg}");
     }
+}
+
+#[test]
+fn a_higher_minor_version_is_read_as_http_1_1() {
+    // RFC 9110 2.5 / RFC 9112 2.3: a recipient treats a message of a higher minor version
+    // of the same major version as if it were the highest minor version it supports.
+    for minor in 2..=9 {
+        let text = format!("HTTP/1.{minor} 200 OK\r\nContent-Length: 5\r\n\r\n");
+        let h = head(&text);
+        assert_eq!((h.version, h.status, h.reason.as_str()), (1, 200, "OK"), "{text:?}");
+        assert_eq!(framing("GET", &h), Ok(Framing::Length(5)));
+    }
+    // After empty lines, with bare LFs, and cut anywhere: still waiting, then complete.
+    let text = b"\r\nHTTP/1.5 204 No Content\nA: b\n\n";
+    for cut in 0..text.len() {
+        assert_eq!(parse_head(&text[..cut]), Ok(None), "cut at {cut}");
+    }
+    let (h, consumed) = parse_head(text).unwrap().unwrap();
+    assert_eq!((h.version, h.status, consumed), (1, 204, text.len()));
+    assert_eq!(h.header_str("a"), Some("b"));
+    // HTTP/1.0 stays 1.0, and errors quote the version as it was sent.
+    assert_eq!(head("HTTP/1.0 200 OK\r\n\r\n").version, 0);
+    assert!(head_err(b"HTTP/1.2 2x0 OK\r\n\r\n").contains("\"HTTP/1.2 2x0 OK\""));
 }
 
 #[test]
@@ -214,6 +245,162 @@ fn malformed_heads_are_errors() {
     for (text, expected) in cases {
         let msg = head_err(text);
         assert!(msg.contains(expected), "{text:?}: {msg}");
+    }
+}
+
+// ---- heads arriving piece by piece ----
+
+/// Feeds `bytes` to a [`HeadScanner`] `piece` bytes at a time, until it returns something
+/// other than `Ok(None)`; that, and the buffer it had then.
+fn scan_in_pieces(
+    scanner: &mut HeadScanner,
+    bytes: &[u8],
+    piece: usize,
+) -> (Result<Option<(ResponseHead, usize)>, ParseError>, usize) {
+    let mut received = Vec::new();
+    for piece in bytes.chunks(piece) {
+        received.extend_from_slice(piece);
+        let result = scanner.parse(&received);
+        if result != Ok(None) {
+            return (result, received.len());
+        }
+    }
+    (Ok(None), received.len())
+}
+
+/// A head of about 60 KiB: many short header lines, `eol` after each.
+fn big_head(eol: &str) -> Vec<u8> {
+    let mut text = format!("HTTP/1.1 200 OK{eol}Content-Length: 0{eol}");
+    let mut i = 0;
+    while text.len() < 60 * 1024 {
+        text.push_str(&format!("X-H{i}: {}{eol}", "v".repeat(i % 40)));
+        i += 1;
+    }
+    text.push_str(eol);
+    text.into_bytes()
+}
+
+#[test]
+fn a_head_trickled_a_byte_at_a_time_is_parsed_in_full_a_bounded_number_of_times() {
+    // Parsing after every read would run the full parser 60 000 times over a buffer
+    // growing to 60 KiB; the scanner runs it a few times, however the bytes are split.
+    for eol in ["\r\n", "\n"] {
+        let text = big_head(eol);
+        let whole = parse_head(&text).unwrap().unwrap();
+        for piece in [1, 2, 3, 7, 100, 4096, text.len()] {
+            let mut scanner = HeadScanner::new();
+            let (result, at) = scan_in_pieces(&mut scanner, &text, piece);
+            assert_eq!(result.as_ref(), Ok(&Some(whole.clone())), "pieces of {piece}");
+            assert_eq!(at, text.len(), "found as soon as the last byte came");
+            assert!(scanner.full_parses() <= 19, "pieces of {piece}: {}", scanner.full_parses());
+        }
+    }
+}
+
+#[test]
+fn the_scanner_refuses_what_is_not_http_at_once() {
+    // As parsing after every read did: garbage at the first bytes, a bad status line as
+    // soon as it ends, without waiting for an end of the head that may never come.
+    let mut scanner = HeadScanner::new();
+    let (result, at) = scan_in_pieces(&mut scanner, b"SSH-2.0-OpenSSH_9.6\r\n", 1);
+    assert!(result.unwrap_err().message().contains("not HTTP"));
+    assert_eq!(at, 1);
+    let mut scanner = HeadScanner::new();
+    let line = b"HTTP/1.1 200 OK this reason phrase is longer than sixteen bytes\r\n";
+    let mut text = b"HTTP/2.0 2000 ".to_vec();
+    text.extend_from_slice(&line[14..]);
+    text.extend_from_slice(b"A: b\r\n");
+    let (result, at) = scan_in_pieces(&mut scanner, &text, 1);
+    assert!(result.unwrap_err().message().contains("unsupported HTTP version"));
+    assert!(at <= 8, "{at}");
+    let mut scanner = HeadScanner::new();
+    let mut text = b"HTTP/1.1 2x0 ".to_vec();
+    text.extend_from_slice(&line[13..]);
+    text.extend_from_slice(b"A: b\r\n");
+    let (result, at) = scan_in_pieces(&mut scanner, &text, 1);
+    assert!(result.unwrap_err().message().contains("invalid status line"));
+    assert!(at <= line.len(), "{at}");
+}
+
+#[test]
+fn the_scanner_refuses_a_bad_field_as_soon_as_its_line_ends() {
+    // Not at the end of the head, which a hostile server may never send.
+    let fields: &[(&[u8], &str)] = &[
+        (b"Bad Name: x\r\n", "invalid header field name"),
+        (b"Content-Length : 5\n", "invalid header field name"),
+        (b"no colon\r\n", "invalid header field name"),
+        (b"A: x\x00y\r\n", "invalid header field value"),
+        (b"A: x\ry\r\n", "invalid header field value"),
+    ];
+    for (field, expected) in fields {
+        let mut text = b"HTTP/1.1 200 OK this is a reason phrase\r\nGood: field\r\n".to_vec();
+        text.extend_from_slice(field);
+        let line_end = text.len();
+        text.extend_from_slice(b"A: b\r\n\r\n");
+        let mut scanner = HeadScanner::new();
+        let (result, at) = scan_in_pieces(&mut scanner, &text, 1);
+        let message = result.unwrap_err().message().to_owned();
+        assert!(message.contains(expected), "{field:?}: {message}");
+        assert_eq!(at, line_end, "{field:?}");
+        assert_eq!(parse_head(&text[..line_end]).unwrap_err().message(), message);
+    }
+    // An obs-fold line is valid or not with the lines around it: it is left to the full
+    // parse, here at the end of the head.
+    let text = b"HTTP/1.1 200 OK this is a reason phrase\r\nA: b\r\n c\x00\r\nB: d\r\n\r\n";
+    let mut scanner = HeadScanner::new();
+    let (result, at) = scan_in_pieces(&mut scanner, text, 1);
+    assert!(result.unwrap_err().message().contains("invalid header field value"));
+    assert_eq!(at, text.len());
+    // And valid folds are no errors.
+    let text = b"HTTP/1.1 200 OK this is a reason phrase\r\nA: b\r\n c\r\n\td\r\nB: e\r\n\r\n";
+    let (result, _) = scan_in_pieces(&mut HeadScanner::new(), text, 1);
+    assert_eq!(result, parse_head(text));
+    assert!(result.unwrap().is_some());
+}
+
+#[test]
+fn the_scanner_stops_at_64_kib_without_an_end() {
+    let mut text = b"HTTP/1.1 200 OK\r\n".to_vec();
+    while text.len() < MAX_HEAD + 1000 {
+        text.extend_from_slice(b"X-Filler: 0123456789abcdef\r\n");
+    }
+    let mut scanner = HeadScanner::new();
+    let (result, at) = scan_in_pieces(&mut scanner, &text, 5);
+    assert!(result.unwrap_err().message().contains("exceeds 64 KiB"));
+    assert!((MAX_HEAD..MAX_HEAD + 5).contains(&at), "{at}");
+    assert!(scanner.full_parses() <= 19, "{}", scanner.full_parses());
+    // A head that ends exactly at the limit is still one.
+    let mut text = b"HTTP/1.1 200 OK\n".to_vec();
+    while text.len() + 3 < MAX_HEAD {
+        text.extend_from_slice(b"a:\n");
+    }
+    text.push(b'\n');
+    let mut scanner = HeadScanner::new();
+    let (result, _) = scan_in_pieces(&mut scanner, &text, 1);
+    assert_eq!(result.unwrap().unwrap().1, text.len());
+}
+
+#[test]
+fn the_scanner_starts_over_after_each_head() {
+    // Interim responses, then the final one, in one buffer and byte by byte; empty lines
+    // before a status line are skipped, not taken for the end of a head.
+    let text = b"\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\nLink: </a>\n\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi";
+    for piece in [1, 3, text.len()] {
+        let mut scanner = HeadScanner::new();
+        let mut buf = Vec::new();
+        let mut statuses = Vec::new();
+        for piece in text.chunks(piece) {
+            buf.extend_from_slice(piece);
+            // Until the final response: what follows it is its body.
+            while statuses.last().is_none_or(|&status| is_interim(status)) {
+                let Some((head, consumed)) = scanner.parse(&buf).unwrap() else { break };
+                statuses.push(head.status);
+                buf.drain(..consumed);
+            }
+        }
+        assert_eq!(statuses, [100, 103, 200], "pieces of {piece}");
+        assert_eq!(buf, b"hi");
+        assert!(scanner.full_parses() <= 3 * 19);
     }
 }
 

@@ -423,6 +423,7 @@ fn unsolicited_bytes_on_a_pooled_connection_are_not_taken_for_the_next_response(
                     // Unasked: a whole second response, once the client says so.
                     if extra_wanted.recv().is_ok() {
                         stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nSTALE").unwrap();
+                        wait_until_delivered(&stream);
                         let _ = extra_sent.send(());
                     }
                 }
@@ -464,6 +465,31 @@ fn unsolicited_bytes_on_a_pooled_connection_are_not_taken_for_the_next_response(
     assert_eq!(second.as_deref(), Ok("answer to /second"));
     assert_eq!(served, ["/first", "/second"]);
     event_loop.assert_quiescent();
+}
+
+/// Waits until the peer's kernel has acknowledged everything written to `stream`, so the
+/// bytes are in the peer's receive queue: a loopback `write` usually delivers before it
+/// returns, but on a loaded machine the kernel may finish the delivery later, and the
+/// test above needs the extra bytes readable before it tells the client to go on. Reads
+/// the socket's send queue (`tx_queue`) from `/proc/net/tcp`; bounded by the watchdog.
+fn wait_until_delivered(stream: &std::net::TcpStream) {
+    let (local, peer) = (stream.local_addr().unwrap().port(), stream.peer_addr().unwrap().port());
+    let ours = |line: &str| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let port = |address: &str| address.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+        (fields.len() > 4 && port(fields[1]) == Some(local) && port(fields[2]) == Some(peer)).then(|| {
+            let tx_queue = fields[4].split(':').next().unwrap_or("0");
+            u64::from_str_radix(tx_queue, 16).unwrap_or(0)
+        })
+    };
+    let deadline = std::time::Instant::now() + CASE_WATCHDOG;
+    while std::time::Instant::now() < deadline {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+        if table.lines().filter_map(ours).all(|unacknowledged| unacknowledged == 0) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
 
 /// A reset on a connection just opened is reported as the I/O error it is, not as a

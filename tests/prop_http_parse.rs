@@ -8,9 +8,14 @@
 //! the ones the response was built from. Arbitrary bytes, and bytes drawn from the alphabet of
 //! chunked framing, fed to `parse_head` and to a chunked decoder give `Ok` or `Err`, never a
 //! panic, and the chunked decoder's outcome does not depend on the split either.
+//!
+//! The [`HeadScanner`], which parses a head arriving piece by piece without parsing it from
+//! the start after every piece, must agree with `parse_head` however the bytes are split:
+//! the same head, found as soon as its last byte arrives, or the same error; and it runs
+//! the full parse a bounded number of times, however small the pieces.
 
 use bytes::BytesMut;
-use evloop::http::parse::{framing, parse_head, BodyDecoder, Framing, ResponseHead};
+use evloop::http::parse::{framing, parse_head, BodyDecoder, Framing, HeadScanner, ParseError, ResponseHead};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -203,6 +208,45 @@ fn run_chunked(input: &[u8], pieces: &[usize]) -> (Vec<u8>, Option<String>, bool
     (data, error, done, buf.to_vec(), eof_ok)
 }
 
+type HeadResult = Result<Option<(ResponseHead, usize)>, ParseError>;
+
+/// Feeds `wire` cut into `pieces` to a [`HeadScanner`] until it returns something other
+/// than `Ok(None)`: that, the buffer it had then, and the full parses it ran.
+fn scan(wire: &[u8], pieces: &[usize]) -> (HeadResult, Vec<u8>, usize) {
+    let mut scanner = HeadScanner::new();
+    let mut received = Vec::new();
+    let mut at = 0;
+    for &n in pieces.iter().chain([wire.len()].iter()) {
+        let n = n.min(wire.len() - at);
+        received.extend_from_slice(&wire[at..at + n]);
+        at += n;
+        let result = scanner.parse(&received);
+        if result != Ok(None) || at == wire.len() {
+            return (result, received, scanner.full_parses());
+        }
+    }
+    unreachable!("the last piece takes the rest")
+}
+
+/// How many bytes have arrived, fed in `pieces` (the rest of `len` in one last piece),
+/// after the first piece that brings the total to `at_least`.
+fn first_cut_reaching(pieces: &[usize], len: usize, at_least: usize) -> usize {
+    let mut at = 0;
+    for &n in pieces {
+        at = (at + n).min(len);
+        if at >= at_least {
+            return at;
+        }
+    }
+    len
+}
+
+/// Bytes drawn from the alphabet of response heads.
+fn head_alphabet() -> impl Strategy<Value = Vec<u8>> {
+    let alphabet = b"HTTP/1.0 HTTP/1.1 HTTP/1.2 200 2x:: ab\t\r\n\r\n\n\n\r\n".to_vec();
+    prop::collection::vec(prop::sample::select(alphabet), 0..120)
+}
+
 fn chunk_alphabet() -> impl Strategy<Value = Vec<u8>> {
     let alphabet = b"0123456789abcdefABCDEFxz;= \t\r\n\r\n\r\n:".to_vec();
     prop::collection::vec(prop::sample::select(alphabet), 0..200)
@@ -247,6 +291,56 @@ proptest! {
             prop_assert!(consumed <= with_prefix.len());
             let _ = framing("GET", &head);
         }
+    }
+
+    #[test]
+    fn the_head_scanner_finds_a_valid_head_as_parse_head_does_whatever_the_split(
+        response in response(),
+        cuts in prop::collection::vec(any::<usize>(), 0..64),
+        tiny in any::<bool>(),
+    ) {
+        let (wire, _) = response.encode();
+        let whole = parse_head(&wire).unwrap().unwrap();
+        // Pieces of 1 to 3 bytes, or arbitrary cuts.
+        let pieces: Vec<usize> = if tiny {
+            cuts.iter().chain([0].iter()).map(|c| 1 + c % 3).cycle().take(wire.len()).collect()
+        } else {
+            partition(wire.len(), cuts)
+        };
+        let (result, received, full_parses) = scan(&wire, &pieces);
+        prop_assert_eq!(received.len(), first_cut_reaching(&pieces, wire.len(), whole.1));
+        prop_assert_eq!(result, Ok(Some(whole)));
+        prop_assert!(full_parses <= 19, "{} full parses", full_parses);
+    }
+
+    #[test]
+    fn the_head_scanner_agrees_with_parse_head_on_head_like_bytes(
+        bytes in head_alphabet(),
+        prefix in any::<bool>(),
+        cuts in prop::collection::vec(any::<usize>(), 0..32),
+    ) {
+        let mut wire = if prefix { b"HTTP/1.1 200 OK\r\n".to_vec() } else { Vec::new() };
+        wire.extend_from_slice(&bytes);
+        let pieces = partition(wire.len(), cuts);
+        let (result, received, full_parses) = scan(&wire, &pieces);
+        match parse_head(&wire) {
+            // A head: found with the piece that completes it.
+            Ok(Some((_, consumed))) => {
+                prop_assert_eq!(received.len(), first_cut_reaching(&pieces, wire.len(), consumed));
+                prop_assert_eq!(&result, &parse_head(&received));
+            }
+            // No head yet: none from the scanner either.
+            Ok(None) => prop_assert_eq!(&result, &Ok(None)),
+            // An error: the scanner may see it only at the end of the head (or not at all
+            // before the caller's own parse_head at the end of the stream); when it reports
+            // something, it is what parse_head says of the same bytes.
+            Err(_) => {
+                if result != Ok(None) {
+                    prop_assert_eq!(&result, &parse_head(&received));
+                }
+            }
+        }
+        prop_assert!(full_parses <= 19, "{} full parses", full_parses);
     }
 
     #[test]

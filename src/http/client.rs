@@ -11,7 +11,7 @@ use url::Url;
 
 use super::error::{HttpError, HttpErrorKind};
 use super::parse::{self, BodyDecoder, Framing, ResponseHead};
-use super::pool::{ConnectOptions, Connection, Pool, PoolKey};
+use super::pool::{ConnectOptions, Connection, Pool, PoolKey, Progress};
 use super::request;
 use crate::sync::Semaphore;
 use crate::tasks::wait_for;
@@ -320,19 +320,27 @@ enum Exchange {
 /// Writes the request and reads the response head (skipping interim 1xx responses; a 101 is
 /// an error, as no upgrade was asked for).
 ///
-/// A write that fails still lets a response through: a server may answer before reading
-/// the whole request (a 413 for a body too large) and close, which breaks the write; its
-/// answer is read all the same (RFC 9112 section 9.5). Only with no response at all is
-/// the write's error the outcome.
+/// The response is read while the request is still being sent (RFC 9112 section 9.5): a
+/// server may answer before it has read the whole request (a 413 for a body too large).
+/// A final response that arrives so is returned at once, whether the server then closes
+/// (which breaks the write) or neither reads nor closes (which would leave the write
+/// waiting for ever); the rest of the request is dropped with the connection, which is
+/// never reused. Interim responses do not stop the request. A read that ends or fails
+/// while the request is being sent waits for the write's outcome first: only with no
+/// response at all is the write's error the outcome.
+///
+/// The head is parsed with a [`parse::HeadScanner`]: a head trickled a few bytes at a time
+/// costs time linear in its length, not quadratic.
 async fn exchange(
     mut connection: Connection,
     method: &str,
     request: &[u8],
 ) -> Result<(Connection, ResponseHead, Framing), Exchange> {
-    let write_error = connection.write_all(request).await.err();
+    let mut write_error = connection.write(request).err();
+    let mut scanner = parse::HeadScanner::new();
     let mut received_any = false;
     loop {
-        match parse::parse_head(connection.buffer()) {
+        match scanner.parse(connection.buffer()) {
             Ok(Some((head, used))) => {
                 received_any = true;
                 connection.consume(used);
@@ -351,19 +359,42 @@ async fn exchange(
             Ok(None) => {}
             Err(e) => return Err(Exchange::Failed(protocol(e))),
         }
-        match connection.fill().await {
+        let filled = if connection.is_sending() {
+            match connection.fill_or_drain().await {
+                Progress::Drained(result) => {
+                    write_error = result.err();
+                    continue;
+                }
+                Progress::Filled(ended @ (Ok(false) | Err(_))) if !received_any => {
+                    // The stream ended or failed before any response, mid-request: the
+                    // write's outcome tells a stale connection from a new one that failed.
+                    write_error = connection.drain().await.err();
+                    ended
+                }
+                Progress::Filled(filled) => filled,
+            }
+        } else {
+            connection.fill().await
+        };
+        match filled {
             Ok(true) => received_any = true,
             Ok(false) if !received_any => return Err(Exchange::StaleConnection(write_error)),
-            Ok(false) => {
-                return Err(Exchange::Failed(HttpErrorKind::Protocol(
-                    "connection closed in the middle of the response head".to_string(),
-                )))
-            }
+            Ok(false) => return Err(Exchange::Failed(closed_in_the_head(connection.buffer()))),
             Err(e) if !received_any && (write_error.is_some() || is_reset(&e)) => {
                 return Err(Exchange::StaleConnection(write_error.or(Some(e))))
             }
             Err(e) => return Err(Exchange::Failed(HttpErrorKind::Io(e))),
         }
+    }
+}
+
+/// The error for a connection that ended in the middle of a response head: what is wrong
+/// with the part received, if anything (the [`parse::HeadScanner`] finds errors in header
+/// fields only once the head is complete), else that it was cut short.
+fn closed_in_the_head(received: &[u8]) -> HttpErrorKind {
+    match parse::parse_head(received) {
+        Err(e) => protocol(e),
+        _ => HttpErrorKind::Protocol("connection closed in the middle of the response head".to_string()),
     }
 }
 

@@ -3,9 +3,11 @@
 //!
 //! Nothing here reads or writes a socket. The client feeds the bytes it has received:
 //!
-//! 1. [`parse_head`] on the receive buffer until it returns a head (or an error). Interim
-//!    responses (`1xx` except `101`, see [`is_interim`]) are returned like any other head: the
-//!    caller drops the consumed bytes and calls [`parse_head`] again for the final response.
+//! 1. [`parse_head`] on the receive buffer until it returns a head (or an error); a
+//!    [`HeadScanner`] does that for a head that arrives piece by piece, without parsing it
+//!    from the start after every read. Interim responses (`1xx` except `101`, see
+//!    [`is_interim`]) are returned like any other head: the caller drops the consumed bytes
+//!    and calls [`parse_head`] again for the final response.
 //! 2. [`framing`] decides how the body is delimited (RFC 9112 section 6.3), given the request
 //!    method.
 //! 3. A [`BodyDecoder`] for that framing turns the bytes that follow into body data, piece by
@@ -72,7 +74,9 @@ impl std::error::Error for ParseError {}
 /// The status line and header fields of one response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResponseHead {
-    /// The minor version: `0` for HTTP/1.0, `1` for HTTP/1.1.
+    /// The minor version: `0` for HTTP/1.0, `1` for HTTP/1.1 and for any higher HTTP/1.x
+    /// (`HTTP/1.2` to `HTTP/1.9`), which is read as HTTP/1.1 (RFC 9110 section 2.5, RFC
+    /// 9112 section 2.3).
     pub version: u8,
     /// The status code, 100 to 599.
     pub status: u16,
@@ -122,26 +126,222 @@ pub fn is_interim(status: u16) -> bool {
 /// Returns `Ok(Some((head, consumed)))` when a complete head is there (`consumed` bytes long,
 /// the body starting right after), `Ok(None)` when more bytes are needed, and `Err` when the
 /// bytes are malformed, are not an HTTP/1.x response at all, or hold no complete head within
-/// [`MAX_HEAD`] bytes. Any number of header lines is accepted within that limit.
+/// [`MAX_HEAD`] bytes. Any number of header lines is accepted within that limit. A higher
+/// minor version of HTTP/1 (`HTTP/1.2` to `HTTP/1.9`) is read as HTTP/1.1.
+///
+/// Each call parses `buf` from its start: for a head that arrives a few bytes at a time,
+/// use a [`HeadScanner`], which calls this only when it can make a difference.
 ///
 /// Interim responses (`100 Continue`, `103 Early Hints`...; see [`is_interim`]) are returned
 /// like final ones: the caller drops the `consumed` bytes and calls `parse_head` again until
 /// it gets a final response.
 pub fn parse_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, ParseError> {
     let window = &buf[..buf.len().min(MAX_HEAD)];
+    // httparse knows HTTP/1.0 and HTTP/1.1 only: a higher minor version is handed to it as
+    // 1.1, the version it is to be read as (RFC 9110 section 2.5, RFC 9112 section 2.3).
+    // Errors still quote the bytes as received.
+    let patched;
+    let parsed = match higher_minor_version_at(window) {
+        Some(at) => {
+            let mut copy = window.to_vec();
+            copy[at] = b'1';
+            patched = copy;
+            &patched[..]
+        }
+        None => window,
+    };
     let mut headers = [httparse::EMPTY_HEADER; FIRST_HEADER_SLOTS];
-    match parse_with(window, &mut headers) {
+    match parse_with(parsed, &mut headers) {
         Err(httparse::Error::TooManyHeaders) => {
             // Every header line ends with a line feed: that bounds how many there can be.
-            let lines = window.iter().filter(|&&b| b == b'\n').count();
+            let lines = parsed.iter().filter(|&&b| b == b'\n').count();
             let mut headers = vec![httparse::EMPTY_HEADER; lines + 1];
-            finish_parse(buf, window, parse_with(window, &mut headers))
+            finish_parse(buf, window, parse_with(parsed, &mut headers))
         }
         other => finish_parse(buf, window, other),
     }
 }
 
+/// Where the minor version digit is, when the status line starts `HTTP/1.x` with `x` a
+/// single digit above 1 (`HTTP/1.2` to `HTTP/1.9`), after any empty lines before it (which
+/// httparse skips too). What follows the digit is left to httparse: `HTTP/1.23` is still
+/// refused there, as RFC 9112's `HTTP-version` is `"HTTP/" DIGIT "." DIGIT`.
+fn higher_minor_version_at(window: &[u8]) -> Option<usize> {
+    let start = window.iter().position(|&b| b != b'\r' && b != b'\n')?;
+    let at = start + b"HTTP/1.".len();
+    let higher = window[start..].starts_with(b"HTTP/1.") && matches!(window.get(at), Some(b'2'..=b'9'));
+    higher.then_some(at)
+}
+
 type Parsed = Option<(ResponseHead, usize)>;
+
+/// How many bytes at the start of a head are parsed on every call of [`HeadScanner::parse`]
+/// with new bytes: enough for `HTTP/1.1 200 `, so that what is not an HTTP/1.x response at
+/// all is refused at its first bytes, as a full parse after every read would.
+const EARLY_BYTES: usize = 16;
+
+/// Parses a response head that arrives piece by piece, in time linear in its length.
+///
+/// Calling [`parse_head`] after every read parses the head from its start each time: a
+/// server that trickles a 64 KiB head a few bytes at a time makes that quadratic. A
+/// `HeadScanner` remembers how far it has searched for the end of the head (the empty
+/// line: `CRLF CRLF`, or the bare `LF LF` that [`parse_head`] accepts too) and runs the
+/// full parse only when it can tell something new:
+///
+/// - while the head is shorter than 16 bytes, so that bytes that are not HTTP are refused
+///   at once (an SSH banner, a TLS alert);
+/// - when the status line is complete, so that a bad version or status code is refused
+///   before any header field arrives;
+/// - when a header field line is complete and invalid on its own (checked by itself, in
+///   time linear in its length), so that a bad field is refused as soon as its line
+///   arrives;
+/// - when the end of the head is in the buffer;
+/// - when the buffer reaches [`MAX_HEAD`] without it (the "exceeds 64 KiB" error).
+///
+/// So the full parse runs at most 19 times per head before it returns a head or an error,
+/// however the bytes are split, and every byte is looked at by the search once (and once
+/// more by the check of its line). What the full parse returns is what the scanner returns:
+/// it agrees with [`parse_head`] on the same bytes. An error in an obs-fold line, or in a
+/// line not ended yet, is found when the head is complete or at the limit; a caller that
+/// sees the connection end first can call [`parse_head`] once for the precise error.
+///
+/// ```
+/// use evloop::http::parse::HeadScanner;
+///
+/// let head = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+/// let mut scanner = HeadScanner::new();
+/// let mut received = Vec::new();
+/// for &byte in head.iter() {
+///     received.push(byte);
+///     if let Some((head, consumed)) = scanner.parse(&received)? {
+///         assert_eq!((head.status, consumed), (200, received.len()));
+///     }
+/// }
+/// assert!(scanner.full_parses() <= 19);
+/// # Ok::<(), evloop::http::parse::ParseError>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct HeadScanner {
+    /// How many bytes of the buffer the search has looked at.
+    scanned: usize,
+    /// Where the line being searched starts.
+    line_start: usize,
+    /// A field line was found invalid (and the full parse run): later lines are not
+    /// checked on their own, which keeps the number of full parses bounded.
+    found_invalid_line: bool,
+    /// Where the search stands after them.
+    state: Scan,
+    /// Full parses run since this scanner was made.
+    full_parses: usize,
+}
+
+/// Where the search for the end of a head stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Scan {
+    /// Before the status line: empty lines are skipped, as [`parse_head`] skips them.
+    #[default]
+    Start,
+    /// Inside the status line.
+    StatusLine,
+    /// Inside a header field line (or an obs-fold continuation of one).
+    Line,
+    /// Right after the LF that ended a line: an LF here, or CR LF, ends the head.
+    LineStart,
+    /// After that LF and a CR.
+    LineStartCr,
+}
+
+impl HeadScanner {
+    /// A scanner at the start of a head.
+    pub fn new() -> HeadScanner {
+        HeadScanner::default()
+    }
+
+    /// Looks at the bytes of `buf` not seen yet and returns what [`parse_head`] returns for
+    /// `buf` when it runs it, `Ok(None)` when it does not (more bytes are needed).
+    ///
+    /// `buf` is the receive buffer: between calls bytes may only be added to its end,
+    /// except that after a head is returned its `consumed` bytes are dropped from the
+    /// front (an interim response, then the next head); the scanner then starts over.
+    pub fn parse(&mut self, buf: &[u8]) -> Result<Option<(ResponseHead, usize)>, ParseError> {
+        if buf.len() < self.scanned {
+            // Not the buffer this scanner has seen: start over rather than misread it.
+            self.restart();
+        }
+        let early = self.scanned < EARLY_BYTES && buf.len() > self.scanned;
+        let at_limit = buf.len() >= MAX_HEAD;
+        let found = self.search(&buf[..buf.len().min(MAX_HEAD)]);
+        if !(early || at_limit || found) {
+            return Ok(None);
+        }
+        self.full_parses += 1;
+        let result = parse_head(buf);
+        if matches!(result, Ok(Some(_))) {
+            self.restart();
+        }
+        result
+    }
+
+    /// How many times [`parse`](HeadScanner::parse) has run [`parse_head`] since this
+    /// scanner was made: at most 19 per head.
+    pub fn full_parses(&self) -> usize {
+        self.full_parses
+    }
+
+    fn restart(&mut self) {
+        self.scanned = 0;
+        self.line_start = 0;
+        self.found_invalid_line = false;
+        self.state = Scan::Start;
+    }
+
+    /// Searches `window` on from where the last search stopped; true (and the search stops
+    /// there) when the status line just ended, a field line just ended that is invalid on
+    /// its own, or the end of the head was found.
+    fn search(&mut self, window: &[u8]) -> bool {
+        while self.scanned < window.len() {
+            let b = window[self.scanned];
+            self.scanned += 1;
+            let (state, tell) = match (self.state, b) {
+                (Scan::Start, b'\r' | b'\n') => (Scan::Start, false),
+                (Scan::Start, _) => (Scan::StatusLine, false),
+                (Scan::StatusLine, b'\n') => (Scan::LineStart, true),
+                (Scan::StatusLine, _) => (Scan::StatusLine, false),
+                (Scan::Line, b'\n') => {
+                    let invalid = !self.found_invalid_line
+                        && !is_valid_field_line(&window[self.line_start..self.scanned]);
+                    self.found_invalid_line |= invalid;
+                    (Scan::LineStart, invalid)
+                }
+                (Scan::LineStart | Scan::LineStartCr, b'\n') => (Scan::Line, true),
+                (Scan::LineStart, b'\r') => (Scan::LineStartCr, false),
+                (Scan::Line | Scan::LineStart | Scan::LineStartCr, _) => (Scan::Line, false),
+            };
+            self.state = state;
+            if state == Scan::LineStart {
+                self.line_start = self.scanned;
+            }
+            if tell {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Whether one header field line, complete with its line end, is one that [`parse_head`]
+/// accepts, checked on its own: so an invalid field is refused when its line arrives, not
+/// when the head ends (which a hostile server may never send). An obs-fold continuation
+/// (a line starting with a space or tab) depends on the lines around it and is left to the
+/// full parse. Without obs-fold, httparse reads a response's header lines as it reads
+/// bare header lines.
+fn is_valid_field_line(line: &[u8]) -> bool {
+    if matches!(line.first(), Some(b' ' | b'\t')) {
+        return true;
+    }
+    let mut slots = [httparse::EMPTY_HEADER; 2];
+    httparse::parse_headers(line, &mut slots).is_ok()
+}
 
 fn parse_with<'b>(window: &'b [u8], headers: &mut [httparse::Header<'b>]) -> Result<Parsed, httparse::Error> {
     let mut response = httparse::Response::new(headers);
@@ -201,7 +401,7 @@ fn describe(buf: &[u8], error: httparse::Error) -> ParseError {
     let line = first_line(&buf[start..]);
     match error {
         httparse::Error::Version if line.starts_with(b"HTTP/") => ParseError::new(format!(
-            "unsupported HTTP version in status line {} (only HTTP/1.0 and HTTP/1.1)",
+            "unsupported HTTP version in status line {} (expected HTTP/1.x, x one digit)",
             show(line)
         )),
         httparse::Error::Version => {

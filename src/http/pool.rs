@@ -2,7 +2,9 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
@@ -47,6 +49,10 @@ pub(crate) struct Connection {
     idle_since: Instant,
     /// A write failed: the server may still have answered, but the connection is done.
     write_failed: bool,
+    /// A request was handed to the transport and has not drained yet: the server has not
+    /// taken it all (it may have answered early, RFC 9112 section 9.5). Such a connection
+    /// is never reused, and is aborted rather than flushed when dropped.
+    sending: bool,
     #[cfg(feature = "tls")]
     tls: Option<Box<TlsSession>>,
 }
@@ -93,35 +99,86 @@ impl Connection {
             buffer: BytesMut::new(),
             idle_since: now(),
             write_failed: false,
+            sending: false,
             #[cfg(feature = "tls")]
             tls,
         })
     }
 
-    pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        let result = self.send(data).await;
+    /// Hands `data` to the transport (encrypted, for https), which sends what the socket
+    /// takes at once and buffers the rest; [`drain`](Connection::drain) or
+    /// [`fill_or_drain`](Connection::fill_or_drain) then waits for the server to take it.
+    pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        #[cfg(feature = "tls")]
+        let tls = self.tls.as_deref_mut();
+        #[cfg(not(feature = "tls"))]
+        let tls: TlsPart<'_> = None;
+        let result = match tls {
+            #[cfg(feature = "tls")]
+            Some(tls) => tls.write(data, &self.writer),
+            _ => {
+                self.writer.write(data);
+                Ok(())
+            }
+        };
         self.write_failed |= result.is_err();
+        self.sending = result.is_ok();
         result
     }
 
-    async fn send(&mut self, data: &[u8]) -> io::Result<()> {
-        #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.as_mut() {
-            return tls.write_all(data, &self.writer).await;
-        }
-        self.writer.write(data);
-        self.writer.drain().await
+    /// Waits until what was written has drained (below the transport's high-water mark).
+    pub(crate) async fn drain(&mut self) -> io::Result<()> {
+        let result = self.writer.drain().await;
+        self.drained(&result);
+        result
+    }
+
+    fn drained(&mut self, result: &io::Result<()>) {
+        self.sending = false;
+        self.write_failed |= result.is_err();
+    }
+
+    /// Whether part of a request written is still waiting to be sent: the transport
+    /// still holds bytes of it (what drained, or went out at once, does not count).
+    pub(crate) fn is_sending(&self) -> bool {
+        self.sending && self.writer.transport().get_write_buffer_size() > 0
     }
 
     /// Reads more into the buffer; false at the end of the stream.
     pub(crate) async fn fill(&mut self) -> io::Result<bool> {
         #[cfg(feature = "tls")]
-        if let Some(tls) = self.tls.as_mut() {
-            return tls.fill(&mut self.buffer, &self.reader, &self.writer).await;
+        let tls = self.tls.as_deref_mut();
+        #[cfg(not(feature = "tls"))]
+        let tls = None;
+        fill(&self.reader, &self.writer, &mut self.buffer, tls).await
+    }
+
+    /// Waits for whichever comes first: more bytes to read ([`Progress::Filled`], as
+    /// [`fill`](Connection::fill)), or the request written draining
+    /// ([`Progress::Drained`], as [`drain`](Connection::drain)). So a response that the
+    /// server sends before it has read the whole request is seen while the request is
+    /// still being sent (RFC 9112 section 9.5). Reads are checked first.
+    pub(crate) async fn fill_or_drain(&mut self) -> Progress {
+        let progress = {
+            #[cfg(feature = "tls")]
+            let tls = self.tls.as_deref_mut();
+            #[cfg(not(feature = "tls"))]
+            let tls = None;
+            let fill = fill(&self.reader, &self.writer, &mut self.buffer, tls);
+            let drain = self.writer.drain();
+            let (mut fill, mut drain) = (std::pin::pin!(fill), std::pin::pin!(drain));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(filled) = fill.as_mut().poll(cx) {
+                    return Poll::Ready(Progress::Filled(filled));
+                }
+                drain.as_mut().poll(cx).map(Progress::Drained)
+            })
+            .await
+        };
+        if let Progress::Drained(result) = &progress {
+            self.drained(result);
         }
-        let data = self.reader.read(READ_SIZE).await.map_err(io::Error::from)?;
-        self.buffer.extend_from_slice(&data);
-        Ok(!data.is_empty())
+        progress
     }
 
     pub(crate) fn buffer(&self) -> &[u8] {
@@ -136,10 +193,11 @@ impl Connection {
         self.buffer.advance(n);
     }
 
-    /// Still usable: no write failed, and the server has not closed it and sent nothing
-    /// unasked, neither into our buffer nor into the reader's.
+    /// Still usable: no write failed or is still draining, and the server has not closed it
+    /// and sent nothing unasked, neither into our buffer nor into the reader's.
     fn is_clean(&self) -> bool {
         !self.write_failed
+            && !self.is_sending()
             && self.buffer.is_empty()
             && self.reader.buffered() == 0
             && !self.reader.at_eof()
@@ -147,9 +205,50 @@ impl Connection {
     }
 }
 
+/// What [`Connection::fill_or_drain`] waited for.
+pub(crate) enum Progress {
+    /// More bytes were read (true), the stream ended (false), or reading failed.
+    Filled(io::Result<bool>),
+    /// The request written has drained, or writing failed.
+    Drained(io::Result<()>),
+}
+
+/// The TLS session of an https connection (never one without the `tls` feature).
+#[cfg(feature = "tls")]
+type TlsPart<'a> = Option<&'a mut TlsSession>;
+#[cfg(not(feature = "tls"))]
+type TlsPart<'a> = Option<&'a mut ()>;
+
+/// Reads more into `buffer` (decrypting with `tls`, for https); false at the end of the
+/// stream. A function of the connection's parts, so that it can run while the writer is
+/// drained too.
+async fn fill(
+    reader: &StreamReader,
+    writer: &StreamWriter,
+    buffer: &mut BytesMut,
+    tls: TlsPart<'_>,
+) -> io::Result<bool> {
+    #[cfg(feature = "tls")]
+    if let Some(tls) = tls {
+        return tls.fill(buffer, reader, writer).await;
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = (writer, tls);
+    let data = reader.read(READ_SIZE).await.map_err(io::Error::from)?;
+    buffer.extend_from_slice(&data);
+    Ok(!data.is_empty())
+}
+
 impl Drop for Connection {
+    /// Closes the connection once what is buffered is sent; but a request the server has
+    /// not taken (it answered early and may never read the rest) is dropped at once, or
+    /// the transport would wait for ever to flush it.
     fn drop(&mut self) {
-        self.writer.close();
+        if self.is_sending() {
+            self.writer.transport().abort();
+        } else {
+            self.writer.close();
+        }
     }
 }
 

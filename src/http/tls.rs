@@ -69,10 +69,26 @@ impl TlsSession {
         Ok(tls)
     }
 
-    /// Encrypts `data` and sends it.
-    pub(crate) async fn write_all(&mut self, data: &[u8], writer: &StreamWriter) -> io::Result<()> {
-        self.session.writer().write_all(data)?;
-        self.flush(writer).await
+    /// Encrypts `data` and hands the ciphertext to `writer` (which buffers what the socket
+    /// does not take at once); the caller drains. rustls takes at most 64 KiB of
+    /// plaintext while its ciphertext waits to be taken out, so a larger `data` is
+    /// encrypted piece by piece, each piece's ciphertext taken out before the next.
+    pub(crate) fn write(&mut self, mut data: &[u8], writer: &StreamWriter) -> io::Result<()> {
+        let mut out = Vec::new();
+        while !data.is_empty() {
+            let taken = self.session.writer().write(data)?;
+            data = &data[taken..];
+            let mut ciphertext = 0;
+            while self.session.wants_write() {
+                ciphertext += self.session.write_tls(&mut out)?;
+            }
+            if taken == 0 && ciphertext == 0 {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "the TLS session takes no more data"));
+            }
+            writer.write(&out);
+            out.clear();
+        }
+        Ok(())
     }
 
     /// Sends whatever ciphertext rustls has ready.
