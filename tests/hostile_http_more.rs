@@ -10,33 +10,12 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::run_test as run;
-use evloop::http::{Client, ClientOptions, HttpError, HttpErrorKind};
-use hand_served::serve_forever;
+use evloop::http::{Client, ClientOptions, HttpErrorKind};
+use hand_served::{fetch_all, options, serve_forever};
 use server::{Reply, Server};
 
 /// No run of an example may take longer.
 const EXAMPLE_LIMIT: Duration = Duration::from_secs(20);
-
-fn options() -> ClientOptions {
-    ClientOptions {
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(5),
-        read_timeout: Duration::from_secs(5),
-        ..Default::default()
-    }
-}
-
-/// `method url` (with `body`) and the whole response body.
-async fn fetch_all(
-    client: &Client,
-    method: &str,
-    url: &str,
-    body: Option<Vec<u8>>,
-) -> Result<(u16, Bytes), HttpError> {
-    let response = client.request(method, url, body).await?;
-    let status = response.status();
-    Ok((status, response.bytes().await?))
-}
 
 // ---------------------------------------------------------------------------------------
 // Transfer codings

@@ -1,48 +1,19 @@
 //! A third round of hostile servers for the HTTP client, with RFC 9112 as the referee: a
 //! higher HTTP/1.x minor version, a head trickled up to near the 64 KiB limit, a complete
 //! response sent before the request body was read by a server that then neither reads nor
-//! closes, and (over https) a request body larger than the TLS library's buffer.
+//! closes. (The same round's https case, a request body larger than the TLS library's
+//! buffer, is in tests/https.rs.)
 //!
 //! Every test is bounded by a time limit (`run_test`, and the client's own limits); nothing
 //! sleeps to let things happen. The servers are std threads on 127.0.0.1.
 
 use std::io::Write;
-use std::net::TcpStream;
-use std::time::Duration;
 
 use bytes::Bytes;
 use common::run_test as run;
-use evloop::http::{Client, ClientOptions, HttpError};
-use hand_served::{read_head, serve_forever};
+use evloop::http::Client;
+use hand_served::{fetch_all, hold_open, options, read_head, serve_forever};
 use server::{Reply, Server};
-
-fn options() -> ClientOptions {
-    ClientOptions {
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(5),
-        read_timeout: Duration::from_secs(5),
-        ..Default::default()
-    }
-}
-
-/// `method url` (with `body`) and the whole response body.
-async fn fetch_all(
-    client: &Client,
-    method: &str,
-    url: &str,
-    body: Option<Vec<u8>>,
-) -> Result<(u16, Bytes), HttpError> {
-    let response = client.request(method, url, body).await?;
-    let status = response.status();
-    Ok((status, response.bytes().await?))
-}
-
-/// Keeps the connection open, reading nothing, for as long as the test process lives.
-fn hold_open(_stream: &mut TcpStream) -> ! {
-    loop {
-        std::thread::park();
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // The version
@@ -203,84 +174,6 @@ fn an_interim_response_while_the_body_is_sent_does_not_stop_the_request() {
         fetch_all(&client, "POST", &url, Some(vec![b'a'; 4 * 1024 * 1024])).await.map_err(|e| e.to_string())
     });
     assert_eq!(result, Ok((200, Bytes::from_static(b"whole"))));
-}
-
-// ---------------------------------------------------------------------------------------
-// https: a request body larger than rustls's buffer
-
-#[cfg(feature = "tls")]
-#[test]
-fn an_https_request_body_larger_than_the_tls_buffer_is_sent_whole() {
-    // rustls takes at most 64 KiB of plaintext before its ciphertext is taken out: a
-    // larger body must be fed to it in pieces, not refused with "failed to write whole
-    // buffer".
-    let (port, cert) = tls::serve_echo_length();
-    let result = run(async move {
-        let client = Client::with_options(ClientOptions { extra_root_certificates: vec![cert], ..options() });
-        let url = format!("https://localhost:{port}/");
-        fetch_all(&client, "POST", &url, Some(vec![b'a'; 1024 * 1024])).await.map_err(|e| e.to_string())
-    });
-    assert_eq!(result, Ok((200, Bytes::from(format!("{}", 1024 * 1024)))));
-}
-
-#[cfg(feature = "tls")]
-mod tls {
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-    /// A TLS server on 127.0.0.1 for one connection: it reads a request with a
-    /// Content-Length body and answers with the number of body bytes it got. Returns the
-    /// port and the certificate (DER) to trust.
-    pub fn serve_echo_length() -> (u16, Vec<u8>) {
-        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-        let cert_der = certified.cert.der().to_vec();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![CertificateDer::from(cert_der.clone())], key)
-            .unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        std::thread::spawn(move || {
-            let Ok((tcp, _)) = listener.accept() else { return };
-            tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-            let session = rustls::ServerConnection::new(Arc::new(config)).unwrap();
-            let mut stream = rustls::StreamOwned::new(session, tcp);
-            let mut request = Vec::new();
-            let mut buf = [0u8; 16 * 1024];
-            let length = loop {
-                if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-                    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-                    let length: usize = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .map_or(0, |v| v.trim().parse().unwrap());
-                    if request.len() >= end + 4 + length {
-                        break request.len() - end - 4;
-                    }
-                }
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break 0,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            };
-            let body = length.to_string();
-            let head =
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(body.as_bytes());
-            stream.conn.send_close_notify();
-            let _ = stream.flush();
-        });
-        (port, cert_der)
-    }
 }
 
 // ---------------------------------------------------------------------------------------

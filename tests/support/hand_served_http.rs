@@ -1,10 +1,45 @@
 //! Hand-written HTTP servers for the cases canned bytes cannot play: a server that
 //! trickles, never ends, or answers before reading the request. Each is a plain function
-//! over one connection's `TcpStream`, run by [`serve_forever`] on 127.0.0.1. Shared by
-//! tests/hostile_http.rs and tests/hostile_http_more.rs.
+//! over one connection's `TcpStream`, run by [`serve_forever`] on 127.0.0.1; and the
+//! client side those tests share ([`options`], [`fetch_all`]). Shared by
+//! tests/hostile_http.rs, tests/hostile_http_more.rs and tests/hostile_http_round3.rs.
 
 use std::io::Read;
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::time::Duration;
+
+use bytes::Bytes;
+use evloop::http::{Client, ClientOptions, HttpError};
+
+/// Client options for hostile servers: every limit 5 s, so that a case that goes wrong
+/// fails quickly instead of hanging.
+pub fn options() -> ClientOptions {
+    ClientOptions {
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(5),
+        ..Default::default()
+    }
+}
+
+/// `method url` (with `body`) and the whole response body.
+pub async fn fetch_all(
+    client: &Client,
+    method: &str,
+    url: &str,
+    body: Option<Vec<u8>>,
+) -> Result<(u16, Bytes), HttpError> {
+    let response = client.request(method, url, body).await?;
+    let status = response.status();
+    Ok((status, response.bytes().await?))
+}
+
+/// Keeps the connection open, reading nothing, for as long as the test process lives.
+pub fn hold_open(_stream: &mut TcpStream) -> ! {
+    loop {
+        std::thread::park();
+    }
+}
 
 /// Serves every connection with `serve` in its own thread. An `Ok` ends
 /// the connection with an orderly close; an `Err` drops it as it is (a reset, if the
