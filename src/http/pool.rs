@@ -109,15 +109,12 @@ impl Connection {
     /// takes at once and buffers the rest; [`drain`](Connection::drain) or
     /// [`fill_or_drain`](Connection::fill_or_drain) then waits for the server to take it.
     pub(crate) fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        #[cfg(feature = "tls")]
-        let tls = self.tls.as_deref_mut();
-        #[cfg(not(feature = "tls"))]
-        let tls: TlsPart<'_> = None;
+        let (_, writer, _, tls) = self.parts();
         let result = match tls {
             #[cfg(feature = "tls")]
-            Some(tls) => tls.write(data, &self.writer),
+            Some(tls) => tls.write(data, writer),
             _ => {
-                self.writer.write(data);
+                writer.write(data);
                 Ok(())
             }
         };
@@ -144,13 +141,20 @@ impl Connection {
         self.sending && self.writer.transport().get_write_buffer_size() > 0
     }
 
-    /// Reads more into the buffer; false at the end of the stream.
-    pub(crate) async fn fill(&mut self) -> io::Result<bool> {
+    /// The connection's parts, borrowed apart, so that a read can go on while the writer
+    /// drains.
+    fn parts(&mut self) -> (&StreamReader, &StreamWriter, &mut BytesMut, TlsPart<'_>) {
         #[cfg(feature = "tls")]
         let tls = self.tls.as_deref_mut();
         #[cfg(not(feature = "tls"))]
         let tls = None;
-        fill(&self.reader, &self.writer, &mut self.buffer, tls).await
+        (&self.reader, &self.writer, &mut self.buffer, tls)
+    }
+
+    /// Reads more into the buffer; false at the end of the stream.
+    pub(crate) async fn fill(&mut self) -> io::Result<bool> {
+        let (reader, writer, buffer, tls) = self.parts();
+        fill(reader, writer, buffer, tls).await
     }
 
     /// Waits for whichever comes first: more bytes to read ([`Progress::Filled`], as
@@ -160,12 +164,9 @@ impl Connection {
     /// still being sent (RFC 9112 section 9.5). Reads are checked first.
     pub(crate) async fn fill_or_drain(&mut self) -> Progress {
         let progress = {
-            #[cfg(feature = "tls")]
-            let tls = self.tls.as_deref_mut();
-            #[cfg(not(feature = "tls"))]
-            let tls = None;
-            let fill = fill(&self.reader, &self.writer, &mut self.buffer, tls);
-            let drain = self.writer.drain();
+            let (reader, writer, buffer, tls) = self.parts();
+            let fill = fill(reader, writer, buffer, tls);
+            let drain = writer.drain();
             let (mut fill, mut drain) = (std::pin::pin!(fill), std::pin::pin!(drain));
             std::future::poll_fn(|cx| {
                 if let Poll::Ready(filled) = fill.as_mut().poll(cx) {
