@@ -486,31 +486,34 @@ impl Response {
     /// connection goes back to the pool (if it can be reused). Waiting longer than
     /// [`ClientOptions::read_timeout`] for more of it is a `Timeout` error.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
-        let url = self.url.as_str().to_string();
-        let error = |kind| HttpError::new(url.clone(), kind);
+        // The URL is copied into the error only when there is one, not on every call.
+        self.next_chunk().await.map_err(|kind| HttpError::new(self.url.as_str(), kind))
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, HttpErrorKind> {
         loop {
             let Some(body) = self.body.as_mut() else { return Ok(None) };
-            let data = body.decoder.decode(body.connection.buffer_mut()).map_err(|e| error(protocol(e)))?;
+            let data = body.decoder.decode(body.connection.buffer_mut()).map_err(protocol)?;
             if !data.is_empty() {
                 return Ok(Some(data));
             }
             if body.decoder.is_done() {
-                return self.finish().map_err(error).map(|()| None);
+                return self.finish().map(|()| None);
             }
             let read_timeout = body.client.options.read_timeout;
             let Ok(filled) = wait_for(body.connection.fill(), read_timeout).await else {
-                return Err(error(HttpErrorKind::Timeout("waiting for more of the body")));
+                return Err(HttpErrorKind::Timeout("waiting for more of the body"));
             };
             match filled {
                 Ok(true) => {}
                 Ok(false) => {
                     body.reusable = false;
-                    body.decoder.finish_at_eof().map_err(|e| error(protocol(e)))?;
+                    body.decoder.finish_at_eof().map_err(protocol)?;
                     if !body.decoder.is_done() {
-                        return self.finish().map_err(error).map(|()| None);
+                        return self.finish().map(|()| None);
                     }
                 }
-                Err(e) => return Err(error(HttpErrorKind::Io(e))),
+                Err(e) => return Err(HttpErrorKind::Io(e)),
             }
         }
     }
