@@ -36,6 +36,9 @@ use std::fmt;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::chunk_ext::Ext;
+use super::trailer::Trailer;
+
 /// The largest response head accepted, status line and header fields included.
 pub const MAX_HEAD: usize = 64 * 1024;
 
@@ -53,7 +56,7 @@ const FIRST_HEADER_SLOTS: usize = 64;
 pub struct ParseError(String);
 
 impl ParseError {
-    fn new(message: impl Into<String>) -> ParseError {
+    pub(crate) fn new(message: impl Into<String>) -> ParseError {
         ParseError(message.into())
     }
 
@@ -424,7 +427,7 @@ fn first_line(buf: &[u8]) -> &[u8] {
 }
 
 /// Quotes at most 40 bytes of `bytes`, escaping what is not printable ASCII.
-fn show(bytes: &[u8]) -> String {
+pub(crate) fn show(bytes: &[u8]) -> String {
     let cut = bytes.len().min(40);
     let mut out = format!("\"{}\"", bytes[..cut].escape_ascii());
     if bytes.len() > cut {
@@ -555,7 +558,8 @@ fn transfer_codings(head: &ResponseHead) -> Result<Vec<&[u8]>, ParseError> {
     Ok(codings)
 }
 
-fn is_tchar(b: u8) -> bool {
+/// Whether `b` may be part of a token (RFC 9110 section 5.6.2).
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
@@ -596,8 +600,8 @@ enum Chunk {
     Size(u64),
     /// After the size: whitespace before an extension or the line end.
     SizeSpace(u64),
-    /// Inside chunk extensions (ignored) until the line end.
-    Extension(u64),
+    /// Inside chunk extensions, checked (see [`Ext`]) and then ignored, until the line end.
+    Extension(u64, Ext),
     /// Saw CR at the end of the size line; LF must follow.
     SizeLf(u64),
     /// Inside chunk data, with this many bytes left.
@@ -606,12 +610,8 @@ enum Chunk {
     DataCr,
     /// After chunk data and CR: LF must follow.
     DataLf,
-    /// At the start of a trailer line (or of the final empty line).
-    TrailerStart,
-    /// Inside a trailer field line (ignored).
-    TrailerLine,
-    /// Saw CR at the start of a trailer line: the final LF must follow.
-    TrailerEndLf,
+    /// Inside the trailer section, checked (see [`Trailer`]) and then ignored.
+    Trailer(Trailer),
 }
 
 #[derive(Clone, Debug)]
@@ -659,10 +659,11 @@ impl BodyDecoder {
     /// Content-Length and close-delimited bodies are handed out without copying (split off
     /// `input`). A Content-Length body stops at the declared length, leaving what follows in
     /// `input`; a chunked body stops after its last chunk and trailer section. Chunked
-    /// decoding accepts upper and lower case hex sizes, ignores chunk extensions and trailer
-    /// fields, and tolerates a bare LF for CRLF (RFC 9112 section 2.2); a missing or non-hex
-    /// size, a size above `u64`, or data not followed by CRLF is an error. After an error
-    /// every call returns the same error.
+    /// decoding accepts upper and lower case hex sizes, checks and then ignores chunk
+    /// extensions and trailer fields, and tolerates a bare LF for CRLF (RFC 9112 section
+    /// 2.2); a missing or non-hex size, a size above `u64`, data not followed by CRLF, a
+    /// malformed chunk extension (section 7.1.1) or trailer field line (7.1.2) is an error.
+    /// After an error every call returns the same error.
     pub fn decode(&mut self, input: &mut BytesMut) -> Result<Bytes, ParseError> {
         match &mut self.state {
             State::Done => Ok(Bytes::new()),
@@ -720,7 +721,7 @@ impl BodyDecoder {
             let b = input[0];
             input.advance(1);
             state = match state {
-                Chunk::SizeStart | Chunk::Size(_) | Chunk::SizeSpace(_) | Chunk::Extension(_) => {
+                Chunk::SizeStart | Chunk::Size(_) | Chunk::SizeSpace(_) | Chunk::Extension(..) => {
                     line += 1;
                     if line > MAX_CHUNK_LINE {
                         return Err(ParseError::new(format!(
@@ -743,7 +744,7 @@ impl BodyDecoder {
                     b'\n' => Chunk::SizeStart,
                     _ => return Err(missing_crlf_after_data()),
                 },
-                Chunk::TrailerStart | Chunk::TrailerLine | Chunk::TrailerEndLf => {
+                Chunk::Trailer(trailer) => {
                     trailers += 1;
                     if trailers > MAX_TRAILERS {
                         return Err(ParseError::new(format!(
@@ -751,19 +752,12 @@ impl BodyDecoder {
                             MAX_TRAILERS / 1024
                         )));
                     }
-                    match (state, b) {
-                        (Chunk::TrailerStart, b'\r') => Chunk::TrailerEndLf,
-                        (Chunk::TrailerStart | Chunk::TrailerEndLf, b'\n') => {
+                    match trailer.next(b)? {
+                        Some(trailer) => Chunk::Trailer(trailer),
+                        None => {
                             done = true;
-                            Chunk::TrailerStart
+                            Chunk::Trailer(Trailer::START)
                         }
-                        (Chunk::TrailerEndLf, _) => {
-                            return Err(ParseError::new(
-                                "missing LF after CR at the end of the chunked trailer section",
-                            ))
-                        }
-                        (_, b'\n') => Chunk::TrailerStart,
-                        _ => Chunk::TrailerLine,
                     }
                 }
                 Chunk::Data(_) => unreachable!("data is handled above"),
@@ -798,9 +792,7 @@ impl BodyDecoder {
             State::Chunked { state, .. } => {
                 let detail = match state {
                     Chunk::Data(left) => format!(", {left} more bytes of the current chunk due"),
-                    Chunk::TrailerStart | Chunk::TrailerLine | Chunk::TrailerEndLf => {
-                        ", the trailer section was unfinished".to_owned()
-                    }
+                    Chunk::Trailer(_) => ", the trailer section was unfinished".to_owned(),
                     _ => ", the last chunk was missing".to_owned(),
                 };
                 Err(ParseError::new(format!(
@@ -824,13 +816,14 @@ fn missing_crlf_after_data() -> ParseError {
 /// After a complete chunk-size line: a zero size starts the trailer section.
 fn end_of_size_line(size: u64) -> Chunk {
     if size == 0 {
-        Chunk::TrailerStart
+        Chunk::Trailer(Trailer::START)
     } else {
         Chunk::Data(size)
     }
 }
 
-/// One byte of a chunk-size line: `1*HEXDIG *(BWS ";" ext) CRLF`.
+/// One byte of a chunk-size line: `1*HEXDIG *(BWS ";" ext) CRLF`, the extensions checked
+/// by [`Ext`].
 fn chunk_size_byte(state: Chunk, b: u8) -> Result<Chunk, ParseError> {
     let hex = (b as char).to_digit(16).map(u64::from);
     Ok(match (state, hex, b) {
@@ -846,19 +839,19 @@ fn chunk_size_byte(state: Chunk, b: u8) -> Result<Chunk, ParseError> {
                 .and_then(|n| n.checked_add(d))
                 .ok_or_else(|| ParseError::new("chunk size overflows 64 bits (more than 16 hex digits)"))?,
         ),
-        (Chunk::Extension(n), _, b'\r') | (Chunk::Size(n) | Chunk::SizeSpace(n), _, b'\r') => {
-            Chunk::SizeLf(n)
-        }
-        (Chunk::Size(n) | Chunk::SizeSpace(n) | Chunk::Extension(n), _, b'\n') => end_of_size_line(n),
+        (Chunk::Extension(n, ext), _, b'\r') if ext.may_end_line() => Chunk::SizeLf(n),
+        (Chunk::Extension(n, ext), _, b'\n') if ext.may_end_line() => end_of_size_line(n),
+        (Chunk::Size(n) | Chunk::SizeSpace(n), _, b'\r') => Chunk::SizeLf(n),
+        (Chunk::Size(n) | Chunk::SizeSpace(n), _, b'\n') => end_of_size_line(n),
         (Chunk::Size(n) | Chunk::SizeSpace(n), _, b' ' | b'\t') => Chunk::SizeSpace(n),
-        (Chunk::Size(n) | Chunk::SizeSpace(n), _, b';') => Chunk::Extension(n),
+        (Chunk::Size(n) | Chunk::SizeSpace(n), _, b';') => Chunk::Extension(n, Ext::BeforeName),
         (Chunk::Size(_) | Chunk::SizeSpace(_), _, _) => {
             return Err(ParseError::new(format!(
                 "invalid chunk size: unexpected {} in the chunk-size line",
                 show(&[b])
             )))
         }
-        (Chunk::Extension(n), _, _) => Chunk::Extension(n),
+        (Chunk::Extension(n, ext), _, _) => Chunk::Extension(n, ext.next(b)?),
         _ => unreachable!("chunk_size_byte is called in size-line states only"),
     })
 }

@@ -1,8 +1,9 @@
 //! Hand-written HTTP servers for the cases canned bytes cannot play: a server that
 //! trickles, never ends, or answers before reading the request. Each is a plain function
 //! over one connection's `TcpStream`, run by [`serve_forever`] on 127.0.0.1; and the
-//! client side those tests share ([`options`], [`fetch_all`]). Shared by
-//! tests/hostile_http.rs, tests/hostile_http_more.rs and tests/hostile_http_round3.rs.
+//! client side those tests share ([`options`], [`fetch_all`], [`fetch_each`]). Shared by
+//! tests/hostile_http.rs, tests/hostile_http_more.rs, tests/hostile_http_round3.rs and
+//! tests/hostile_http_round4.rs.
 
 use std::io::Read;
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -32,6 +33,15 @@ pub async fn fetch_all(
     let response = client.request(method, url, body).await?;
     let status = response.status();
     Ok((status, response.bytes().await?))
+}
+
+/// GETs each URL in turn with one client: each status and whole body, or the error as text.
+pub async fn fetch_each(client: &Client, urls: &[String]) -> Vec<Result<(u16, Bytes), String>> {
+    let mut results = Vec::new();
+    for url in urls {
+        results.push(fetch_all(client, "GET", url, None).await.map_err(|e| e.to_string()));
+    }
+    results
 }
 
 /// Keeps the connection open, reading nothing, for as long as the test process lives.
@@ -64,11 +74,17 @@ pub fn serve_forever(serve: fn(&mut TcpStream) -> std::io::Result<()>) -> String
 /// Reads a request head, up to and including its blank line, a byte at a time (so
 /// nothing after it is consumed).
 pub fn read_head(stream: &mut TcpStream) -> std::io::Result<()> {
+    read_target(stream).map(drop)
+}
+
+/// Reads a request head as [`read_head`] does and returns its target (`/path?query`).
+pub fn read_target(stream: &mut TcpStream) -> std::io::Result<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         stream.read_exact(&mut byte)?;
         head.push(byte[0]);
     }
-    Ok(())
+    let text = String::from_utf8_lossy(&head);
+    Ok(text.split(' ').nth(1).unwrap_or("").to_string())
 }

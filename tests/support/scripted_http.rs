@@ -73,6 +73,20 @@ impl Reply {
     }
 }
 
+/// A server answering `/i` with `replies[i]`, byte for byte, and the URLs, in order. The
+/// server never closes a connection (so nothing but the bytes can end a response), and
+/// reads the next request on it (so a connection the client keeps is served again).
+#[allow(dead_code)] // not every test file that includes this module uses it
+pub fn serve_indexed(replies: Vec<Vec<u8>>) -> (Server, Vec<String>) {
+    let count = replies.len();
+    let server = Server::start(move |request| {
+        let index: usize = request.target.trim_start_matches('/').parse().expect("a known path");
+        Reply::raw(replies[index].clone())
+    });
+    let urls = (0..count).map(|i| server.url(&format!("/{i}"))).collect();
+    (server, urls)
+}
+
 /// Counts requests in progress, and the most seen at once (shareable by servers).
 #[derive(Default)]
 pub struct Gauge {

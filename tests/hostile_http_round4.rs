@@ -1,0 +1,156 @@
+//! A fourth round of hostile servers for the HTTP client, with RFC 9112 as the referee:
+//! chunk extensions and trailer fields that break their grammar.
+//!
+//! Every test is bounded by a time limit (`run_test`, and the client's own limits); nothing
+//! sleeps to let things happen. The servers are std threads on 127.0.0.1.
+
+use bytes::Bytes;
+use common::run_test as run;
+use evloop::http::Client;
+use hand_served::{fetch_each, options};
+use server::{serve_indexed, Reply, Server};
+
+/// A chunked response head, for a body to follow.
+const CHUNKED: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+/// GETs each of `bodies` after a [`CHUNKED`] head; the results in order.
+fn get_chunked(bodies: &[&[u8]]) -> Vec<Result<(u16, Bytes), String>> {
+    let replies = bodies.iter().map(|body| [CHUNKED, body].concat()).collect();
+    let (_server, urls) = serve_indexed(replies);
+    run(async move { fetch_each(&Client::with_options(options()), &urls).await })
+}
+
+/// Asserts that each result is a protocol error saying `expected`.
+fn assert_errors(cases: &[&[u8]], results: &[Result<(u16, Bytes), String>], expected: &str) {
+    for (case, result) in cases.iter().zip(results) {
+        let shown = case.escape_ascii();
+        let error = result.as_ref().err().unwrap_or_else(|| panic!("{shown}: accepted: {result:?}"));
+        assert!(error.starts_with("bad response: "), "{shown}: not a protocol error: {error}");
+        assert!(error.contains(expected), "{shown}: {error:?} does not say {expected:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Chunk extensions
+
+#[test]
+fn malformed_chunk_extensions_are_errors() {
+    // RFC 9112 7.1.1: chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
+    // the name a token, the value a token or a quoted-string. A control byte, an empty name
+    // or value, or an unterminated quoted-string is not a chunk extension.
+    let cases: &[&[u8]] = &[
+        b"5;\x00=1\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\x01\r\nhello\r\n0\r\n\r\n",
+        b"5;a=b\x7f\r\nhello\r\n0\r\n\r\n",
+        b"5;\r\nhello\r\n0\r\n\r\n",
+        b"5;=v\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\r\nhello\r\n0\r\n\r\n",
+        b"5;a b\r\nhello\r\n0\r\n\r\n",
+        b"5;a=@\r\nhello\r\n0\r\n\r\n",
+        b"5;a=b\"c\"\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"x\x00y\"\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"x\ty\x7f\"\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"unterminated\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"x\\\x01\"\r\nhello\r\n0\r\n\r\n",
+        b"0;last=\x02\r\n\r\n",
+    ];
+    assert_errors(cases, &get_chunked(cases), "invalid chunk extension");
+}
+
+#[test]
+fn a_bare_cr_in_a_chunk_extension_is_an_error() {
+    // RFC 9112 2.2: a bare CR is not a line end; inside a quoted value it is a control byte.
+    let cases: &[&[u8]] = &[b"5;a=\"x\ry\"\r\nhello\r\n0\r\n\r\n", b"5;a=x\ry\r\nhello\r\n0\r\n\r\n"];
+    let results = get_chunked(cases);
+    assert_errors(&cases[..1], &results[..1], "invalid chunk extension");
+    assert_errors(&cases[1..], &results[1..], "missing LF after CR");
+}
+
+#[test]
+fn well_formed_chunk_extensions_are_accepted() {
+    // The forms of RFC 9112 7.1.1 the validation must keep accepting: BWS around ";" and
+    // "=", a name alone, quoted-strings with quoted-pairs, ";" inside quotes, obs-text.
+    let cases: &[&[u8]] = &[
+        b"5;name=value\r\nhello\r\n0\r\n\r\n",
+        b"5 ; a = b ; flag\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"v;1\";flag\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"q\\\"uo\\\\te\"\r\nhello\r\n0\r\n\r\n",
+        b"5;a=\"\xff\xfe\t \"\r\nhello\r\n0;done\r\n\r\n",
+        b"5;a=!#$%&'*+-.^_`|~\r\nhello\r\n0\r\n\r\n",
+    ];
+    for (case, result) in cases.iter().zip(get_chunked(cases)) {
+        assert_eq!(result, Ok((200, Bytes::from_static(b"hello"))), "{}", case.escape_ascii());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Trailer fields
+
+#[test]
+fn malformed_trailer_fields_are_errors() {
+    // RFC 9112 7.1.2: the trailer section is field lines as in a head (5.1): a token name,
+    // then the colon with no whitespace before it, then a value of visible bytes, spaces
+    // and tabs; no NUL, no bare CR, no other control byte.
+    let cases: &[&[u8]] = &[
+        b"5\r\nhello\r\n0\r\nX : v\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX\t: v\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX Y: v\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nno colon\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nnocolon\r\n\r\n",
+        b"5\r\nhello\r\n0\r\n: no name\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX\xff: v\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX: a\x00b\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX: a\rb\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX: a\x01b\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX: a\x7f\r\n\r\n",
+        b"5\r\nhello\r\n0\r\n folded first\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX: ok\r\nY: a\x1bb\r\n\r\n",
+    ];
+    assert_errors(cases, &get_chunked(cases), "invalid trailer field");
+}
+
+#[test]
+fn well_formed_trailers_are_accepted_and_never_merged_into_the_head() {
+    // RFC 9110 6.5: trailer fields are not to be merged into the header section, and none
+    // of them may frame the message: a Content-Length, Transfer-Encoding or Connection in
+    // the trailers changes neither the body nor the reuse of the connection. (This already
+    // held before the trailers were validated; it guards the validation.)
+    let server = Server::start(|request| match request.target.as_str() {
+        "/trailers" => Reply::raw(
+            [
+                CHUNKED,
+                b"5\r\nhello\r\n0\r\nContent-Length: 99\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\
+                  X-Empty:\r\nX-Tight:v\r\nX-Folded: a\r\n b\r\nX-Bin: \xff\xfe\r\nX-Bare-LF: y\n\r\n",
+            ]
+            .concat(),
+        ),
+        _ => Reply::status("200 OK", "", b"next"),
+    });
+    let urls = [server.url("/trailers"), server.url("/next")];
+    let (names, results) = run(async move {
+        let client = Client::with_options(options());
+        let response = client.get(&urls[0]).await.unwrap();
+        let names: Vec<String> = response.headers().iter().map(|(name, _)| name.clone()).collect();
+        let first = response.bytes().await.map_err(|e| e.to_string());
+        let second = fetch_each(&client, &urls[1..]).await;
+        (names, [first, second[0].clone().map(|(_, body)| body)])
+    });
+    assert_eq!(names, ["transfer-encoding"], "no trailer field in the head");
+    assert_eq!(results[0], Ok(Bytes::from_static(b"hello")));
+    assert_eq!(results[1], Ok(Bytes::from_static(b"next")));
+    let conns: Vec<usize> = server.requests().iter().map(|r| r.conn).collect();
+    assert_eq!(conns, [0, 0], "a Connection: close trailer does not close the connection");
+}
+
+// ---------------------------------------------------------------------------------------
+// Modules
+
+mod common;
+
+#[allow(dead_code)] // each test file uses part of this module
+#[path = "support/scripted_http.rs"]
+mod server;
+
+#[allow(dead_code)] // each test file uses part of this module
+#[path = "support/hand_served_http.rs"]
+mod hand_served;
