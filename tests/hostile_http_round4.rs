@@ -1,13 +1,16 @@
 //! A fourth round of hostile servers for the HTTP client, with RFC 9112 as the referee:
-//! chunk extensions and trailer fields that break their grammar.
+//! chunk extensions and trailer fields that break their grammar, an endless stream of
+//! interim (1xx) responses, and a 204 that declares a body it sends later.
 //!
 //! Every test is bounded by a time limit (`run_test`, and the client's own limits); nothing
 //! sleeps to let things happen. The servers are std threads on 127.0.0.1.
 
+use std::io::Write;
+
 use bytes::Bytes;
 use common::run_test as run;
 use evloop::http::Client;
-use hand_served::{fetch_each, options};
+use hand_served::{fetch_each, hold_open, options, read_head, read_target, serve_forever};
 use server::{serve_indexed, Reply, Server};
 
 /// A chunked response head, for a body to follow.
@@ -140,6 +143,68 @@ fn well_formed_trailers_are_accepted_and_never_merged_into_the_head() {
     assert_eq!(results[1], Ok(Bytes::from_static(b"next")));
     let conns: Vec<usize> = server.requests().iter().map(|r| r.conn).collect();
     assert_eq!(conns, [0, 0], "a Connection: close trailer does not close the connection");
+}
+
+// ---------------------------------------------------------------------------------------
+// Interim responses
+
+#[test]
+fn an_endless_stream_of_100_continue_is_cut_off_by_count() {
+    // RFC 9110 15.2: a client must be able to parse one or more 1xx responses before the
+    // final one; it need not wait for ever. This server sends 100 Continue without end:
+    // the client gives up at its limit and says so, long before its 5 s timeout.
+    let url = serve_forever(|stream| {
+        read_head(stream)?;
+        loop {
+            stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
+    });
+    let started = std::time::Instant::now();
+    let results = run(async move { fetch_each(&Client::with_options(options()), &[url]).await });
+    assert_errors(&[b"100 Continue..."], &results, "more than 100 interim (1xx) responses");
+    assert!(started.elapsed().as_secs() < 4, "cut off by the count, not the time limit");
+}
+
+#[test]
+fn interim_responses_over_64_kib_in_all_are_cut_off() {
+    // Fewer than 100 interim responses, but each with 16 KiB of Link fields: the bytes are
+    // bounded too, as a single head is.
+    let url = serve_forever(|stream| {
+        read_head(stream)?;
+        let link = format!("Link: </{}>; rel=preload\r\n", "a".repeat(1000));
+        let hint = format!("HTTP/1.1 103 Early Hints\r\n{}\r\n", link.repeat(16));
+        loop {
+            stream.write_all(hint.as_bytes())?;
+        }
+    });
+    let results = run(async move { fetch_each(&Client::with_options(options()), &[url]).await });
+    assert_errors(&[b"103 Early Hints..."], &results, "interim (1xx) responses exceed 64 KiB in all");
+}
+
+// ---------------------------------------------------------------------------------------
+// A 204 that declares a body
+
+#[test]
+fn a_204_that_declares_a_body_does_not_keep_its_connection() {
+    // RFC 9110 8.6 and RFC 9112 6.1: a server must not send Content-Length or
+    // Transfer-Encoding in a 204. This one does, and sends the 5 bytes it declared only
+    // once the next request has arrived on the connection, ahead of the next response. A
+    // 204 ends with its head (RFC 9112 6.3 rule 1), so those bytes are garbage: a server
+    // this confused about framing must not get the next request on the same connection.
+    let url = serve_forever(|stream| {
+        if read_target(stream)? == "/next" {
+            stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")?;
+        } else {
+            stream.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n")?;
+            read_head(stream)?;
+            stream.write_all(b"helloHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nnext")?;
+        }
+        hold_open(stream)
+    });
+    let urls = [format!("{url}204"), format!("{url}next")];
+    let results = run(async move { fetch_each(&Client::with_options(options()), &urls).await });
+    assert_eq!(results[0], Ok((204, Bytes::new())));
+    assert_eq!(results[1], Ok((200, Bytes::from_static(b"next"))));
 }
 
 // ---------------------------------------------------------------------------------------

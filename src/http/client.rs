@@ -245,7 +245,8 @@ impl Client {
     ) -> Response {
         let reusable = head.version == 1
             && !matches!(framing, Framing::UntilClose)
-            && !head.has_token("connection", "close");
+            && !head.has_token("connection", "close")
+            && !is_204_declaring_a_body(&head);
         let body = BodyState {
             decoder: BodyDecoder::new(framing),
             bodiless: framing == Framing::None,
@@ -266,6 +267,19 @@ impl Client {
         self.inner.per_host.borrow_mut().insert(key.clone(), semaphore.clone());
         semaphore
     }
+}
+
+/// Whether `head` is a 204 that declares a body: a Transfer-Encoding, or a Content-Length
+/// other than 0, which a server must not send in a 204 (RFC 9110 section 8.6, RFC 9112
+/// section 6.1). A 204 ends with its head (RFC 9112 section 6.3, rule 1), but a server
+/// that thinks otherwise may send those bytes later, where the next response should
+/// start; so its connection is not reused. (A 304 or a response to HEAD may carry both
+/// fields by right: they describe the representation, not this message.)
+fn is_204_declaring_a_body(head: &ResponseHead) -> bool {
+    let is_zero = |value: &[u8]| !value.is_empty() && value.iter().all(|&b| b == b'0');
+    head.status == 204
+        && (head.header("transfer-encoding").is_some()
+            || head.header("content-length").is_some_and(|v| !is_zero(v)))
 }
 
 /// The URL schemes this build can fetch.
@@ -310,6 +324,43 @@ fn closed_without_response(error: Option<std::io::Error>) -> HttpErrorKind {
     }
 }
 
+/// The most interim (1xx) responses read before the final one: a server may send several
+/// (RFC 9110 section 15.2), but not without end.
+const MAX_INTERIM: usize = 100;
+
+/// The most bytes of interim responses read before the final one, in all: as much as one
+/// head may take.
+const MAX_INTERIM_BYTES: usize = parse::MAX_HEAD;
+
+/// The interim responses skipped so far for one request.
+#[derive(Default)]
+struct InterimCount {
+    responses: usize,
+    bytes: usize,
+}
+
+impl InterimCount {
+    /// Counts one more interim response of `bytes` bytes; an error, naming the limit, past
+    /// [`MAX_INTERIM`] responses or [`MAX_INTERIM_BYTES`] bytes. Without it a server that
+    /// sends `100 Continue` for ever would hold the request until the overall time limit.
+    fn add(&mut self, bytes: usize) -> Result<(), HttpErrorKind> {
+        self.responses += 1;
+        self.bytes += bytes;
+        if self.responses > MAX_INTERIM {
+            return Err(HttpErrorKind::Protocol(format!(
+                "more than {MAX_INTERIM} interim (1xx) responses before the final response"
+            )));
+        }
+        if self.bytes > MAX_INTERIM_BYTES {
+            return Err(HttpErrorKind::Protocol(format!(
+                "interim (1xx) responses exceed {} KiB in all before the final response",
+                MAX_INTERIM_BYTES / 1024
+            )));
+        }
+        Ok(())
+    }
+}
+
 enum Exchange {
     Failed(HttpErrorKind),
     /// The connection ended before a single byte of response, cleanly or with this
@@ -317,8 +368,9 @@ enum Exchange {
     StaleConnection(Option<std::io::Error>),
 }
 
-/// Writes the request and reads the response head (skipping interim 1xx responses; a 101 is
-/// an error, as no upgrade was asked for).
+/// Writes the request and reads the response head (skipping interim 1xx responses, at most
+/// [`MAX_INTERIM`] of them and [`MAX_INTERIM_BYTES`] in all; a 101 is an error, as no upgrade
+/// was asked for).
 ///
 /// The response is read while the request is still being sent (RFC 9112 section 9.5): a
 /// server may answer before it has read the whole request (a 413 for a body too large).
@@ -339,12 +391,14 @@ async fn exchange(
     let mut write_error = connection.write(request).err();
     let mut scanner = parse::HeadScanner::new();
     let mut received_any = false;
+    let mut interim = InterimCount::default();
     loop {
         match scanner.parse(connection.buffer()) {
             Ok(Some((head, used))) => {
                 received_any = true;
                 connection.consume(used);
                 if parse::is_interim(head.status) {
+                    interim.add(used).map_err(Exchange::Failed)?;
                     continue;
                 }
                 if head.status == 101 {
