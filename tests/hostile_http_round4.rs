@@ -208,6 +208,26 @@ fn a_204_that_declares_a_body_does_not_keep_its_connection() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Errors in the head name the line
+
+#[test]
+fn an_invalid_header_field_is_quoted_in_the_error() {
+    // "Say what was wrong and where": among many fields, the error quotes the bad line,
+    // not only the kind of fault (a bare CR, a NUL, whitespace before the colon).
+    let cases: &[(&[u8], &str)] = &[
+        (b"HTTP/1.1 200 OK\r\nX-Good: 1\r\nX-Bad: a\rb\r\nX-Late: 2\r\n\r\n", r#""X-Bad: a\rb""#),
+        (b"HTTP/1.1 200 OK\r\nX-Good: 1\r\nX-Nul: a\x00b\r\n\r\n", r#""X-Nul: a\x00b""#),
+        (b"HTTP/1.1 200 OK\r\nX-Good: 1\r\nX-Space : v\r\n\r\n", r#""X-Space : v""#),
+    ];
+    let (_server, urls) = serve_indexed(cases.iter().map(|(bytes, _)| bytes.to_vec()).collect());
+    let results = run(async move { fetch_each(&Client::with_options(options()), &urls).await });
+    for ((bytes, quoted), result) in cases.iter().zip(&results) {
+        assert_errors(&[bytes], std::slice::from_ref(result), "invalid header field");
+        assert_errors(&[bytes], std::slice::from_ref(result), quoted);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Modules
 
 mod common;

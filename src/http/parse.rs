@@ -413,12 +413,39 @@ fn describe(buf: &[u8], error: httparse::Error) -> ParseError {
         httparse::Error::Status => {
             ParseError::new(format!("invalid status line {} (expected \"HTTP/1.x NNN reason\")", show(line)))
         }
-        httparse::Error::HeaderName => ParseError::new("invalid header field name in the response head"),
-        httparse::Error::HeaderValue => ParseError::new("invalid header field value in the response head"),
-        httparse::Error::NewLine => ParseError::new("invalid line ending in the response head"),
+        httparse::Error::HeaderName => ParseError::new(format!(
+            "invalid header field name in the response head{}",
+            bad_field_line(&buf[start..])
+        )),
+        httparse::Error::HeaderValue => ParseError::new(format!(
+            "invalid header field value in the response head{}",
+            bad_field_line(&buf[start..])
+        )),
+        httparse::Error::NewLine => ParseError::new(format!(
+            "invalid line ending in the response head{}",
+            bad_field_line(&buf[start..])
+        )),
         httparse::Error::Token => ParseError::new("invalid token in the response head"),
         httparse::Error::TooManyHeaders => ParseError::new("too many header fields in the response head"),
     }
+}
+
+/// Where a header field error is, for its message: `, in the line "..."` quoting the first
+/// field line of `head` (which starts with the status line) that is invalid on its own, or
+/// nothing when none is (the fault is in an obs-fold continuation line).
+fn bad_field_line(head: &[u8]) -> String {
+    let bad = head
+        .split_inclusive(|&b| b == b'\n')
+        .skip(1)
+        .take_while(|line| !matches!(*line, b"\n" | b"\r\n"))
+        .find(|line| !is_valid_field_line(line));
+    bad.map_or_else(String::new, |line| format!(", in the line {}", show(without_line_end(line))))
+}
+
+/// `line` without its LF or CRLF (a bare CR inside stays, to be seen in a message).
+fn without_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
 }
 
 fn first_line(buf: &[u8]) -> &[u8] {
