@@ -10,7 +10,8 @@
 //! RFC 3986), drops fragments, stays on the root's scheme, host and port, follows
 //! redirects only when they stay there, and fetches each URL once. It prints
 //! `<status> <url>` for every URL it fetched (as requested) or `ERR <reason> <url>`, one
-//! line per URL, and a summary on stderr.
+//! line per URL, and a summary on stderr. A redirect whose `Location` the client refuses
+//! (not a URI reference, or several that disagree) is an `ERR` line, as in fetch.
 //!
 //! A hostile site cannot stall or swamp it: each URL gets SECS seconds in all, head and
 //! body (default 10), and a body longer than 10 MiB is an error rather than something to
@@ -99,7 +100,10 @@ impl Crawler {
         let mut response = self.client.get(url.as_str()).await.map_err(|e| e.kind.to_string())?;
         let status = response.status();
         if matches!(status, 301 | 302 | 303 | 307 | 308) {
-            let target = response.header("location").and_then(|l| url.join(l.trim()).ok());
+            // The client's reading of Location: relative references resolved, and a value
+            // it would refuse to follow (not a URI reference, or fields that disagree) an
+            // error here too, not a 3xx printed as if it led somewhere.
+            let target = response.location().map_err(|e| e.kind.to_string())?;
             return Ok((status, target.into_iter().collect()));
         }
         let is_html =

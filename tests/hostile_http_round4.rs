@@ -1,11 +1,13 @@
 //! A fourth round of hostile servers for the HTTP client, with RFC 9112 as the referee:
 //! chunk extensions and trailer fields that break their grammar, an endless stream of
-//! interim (1xx) responses, and a 204 that declares a body it sends later.
+//! interim (1xx) responses, a 204 that declares a body it sends later, header errors that
+//! must say where they are, and odd or conflicting `Location` fields (client and crawler).
 //!
 //! Every test is bounded by a time limit (`run_test`, and the client's own limits); nothing
 //! sleeps to let things happen. The servers are std threads on 127.0.0.1.
 
 use std::io::Write;
+use std::time::Duration;
 
 use bytes::Bytes;
 use common::run_test as run;
@@ -228,9 +230,77 @@ fn an_invalid_header_field_is_quoted_in_the_error() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Location
+
+/// A site whose redirects carry odd `Location` fields, for the client and the crawler.
+fn redirecting_site() -> Server {
+    let html = |body: &str| Reply::status("200 OK", "Content-Type: text/html\r\n", body.as_bytes());
+    Server::start(move |request| match request.target.as_str() {
+        "/" => html(
+            r#"<a href="/bad">bad</a> <a href="/two">two</a> <a href="/same">same</a>
+               <a href="/odd">odd</a> <a href="/loop-a">loop</a>"#,
+        ),
+        "/bad" => Reply::status("302 Found", "Location: http://[::1\r\n", b""),
+        "/two" => Reply::status("302 Found", "Location: /x\r\nLocation: /y\r\n", b""),
+        "/same" => {
+            Reply::status("301 Moved Permanently", "Location: /landing\r\nlocation: /landing\r\n", b"")
+        }
+        "/odd" => Reply::status("302 Found", "Location:   ?page=2  \r\n", b""),
+        "/loop-a" => Reply::status("302 Found", "Location: loop-b\r\n", b""),
+        "/loop-b" => Reply::status("307 Temporary Redirect", "Location: /loop-a#again\r\n", b""),
+        "/landing" | "/odd?page=2" => html("arrived"),
+        _ => Reply::status("404 Not Found", "Content-Type: text/html\r\n", b"never asked"),
+    })
+}
+
+#[test]
+fn location_fields_that_disagree_are_an_error_and_equal_ones_are_followed() {
+    // RFC 9110 10.2.2: Location takes one URI reference. Two that differ leave the client
+    // to guess which to follow (browsers refuse such a response); the same one twice
+    // is unambiguous.
+    let server = redirecting_site();
+    let urls = [server.url("/two"), server.url("/same")];
+    let results = run(async move { fetch_each(&Client::with_options(options()), &urls).await });
+    assert_errors(&[b"/two"], &results[..1], r#"conflicting Location fields ("/x" and "/y")"#);
+    assert_eq!(results[1], Ok((200, Bytes::from_static(b"arrived"))));
+    assert!(!server.requests().iter().any(|r| r.target == "/x" || r.target == "/y"));
+}
+
+#[test]
+fn crawl_reports_an_unusable_redirect_as_an_error_and_resolves_odd_ones() {
+    // The crawler follows redirects itself: it reads Location as the client does. A
+    // Location that is not a URI reference, or two that disagree, is an ERR line (as fetch
+    // reports it), not a 3xx printed as if it led somewhere; a query-only reference is
+    // resolved against the page (RFC 3986 5.2); a redirect loop ends at the seen-set.
+    let server = redirecting_site();
+    let output = process::run("crawl", &["-t", "5", &server.url("/")], Duration::from_secs(20));
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert!(output.line_for(&server.url("/bad")).starts_with("ERR "), "{output:?}");
+    assert!(output.line_for(&server.url("/bad")).contains("invalid Location"), "{output:?}");
+    assert!(output.line_for(&server.url("/two")).contains("conflicting Location fields"), "{output:?}");
+    for (path, status) in [
+        ("/", 200),
+        ("/same", 301),
+        ("/landing", 200),
+        ("/odd", 302),
+        ("/odd?page=2", 200),
+        ("/loop-a", 302),
+        ("/loop-b", 307),
+    ] {
+        assert_eq!(output.line_for(&server.url(path)), format!("{status} {}", server.url(path)));
+    }
+    assert_eq!(output.lines().len(), 9, "{output:?}");
+    assert!(!server.requests().iter().any(|r| r.target == "/x" || r.target == "/y"));
+}
+
+// ---------------------------------------------------------------------------------------
 // Modules
 
 mod common;
+
+#[allow(dead_code)] // each test file uses part of this module
+#[path = "support/example_process.rs"]
+mod process;
 
 #[allow(dead_code)] // each test file uses part of this module
 #[path = "support/scripted_http.rs"]

@@ -517,23 +517,39 @@ impl Response {
 
     /// Where a redirect points, with its status, if this is one we follow. A redirect
     /// without `Location` is no redirect: the 3xx is the response (as in aiohttp). A
-    /// `Location` that is not UTF-8 or not a URI reference is an error, as aiohttp's
+    /// `Location` that [`location`](Response::location) refuses is an error, as aiohttp's
     /// `InvalidUrlRedirectClientError`, rather than a 3xx passed off as the final answer.
     fn redirect_target(&self) -> Result<Option<(Url, u16)>, HttpErrorKind> {
         if !matches!(self.status(), 301 | 302 | 303 | 307 | 308) {
             return Ok(None);
         }
-        let Some(raw) = self.head.header("location") else { return Ok(None) };
+        Ok(self.location_kind()?.map(|next| (next, self.status())))
+    }
+
+    /// Where this response points: its `Location` field resolved against its URL (RFC 9110
+    /// section 10.2.2), `None` when it has none. An error when the value is not UTF-8 or
+    /// not a URI reference, or when several `Location` fields disagree: the field takes
+    /// one value (RFC 9110 section 5.3), and which of them to follow would be a guess.
+    pub fn location(&self) -> Result<Option<Url>, HttpError> {
+        self.location_kind().map_err(|kind| HttpError::new(self.url.as_str(), kind))
+    }
+
+    fn location_kind(&self) -> Result<Option<Url>, HttpErrorKind> {
+        let mut values = self.head.headers.iter().filter(|(name, _)| name == "location").map(|(_, v)| v);
+        let Some(raw) = values.next() else { return Ok(None) };
+        if let Some(other) = values.find(|other| *other != raw) {
+            return Err(HttpErrorKind::Protocol(format!(
+                "conflicting Location fields ({} and {})",
+                quote_location(raw),
+                quote_location(other)
+            )));
+        }
         let invalid = |why: String| {
-            let shown: Vec<u8> = raw.iter().take(100).copied().collect();
-            HttpErrorKind::Protocol(format!(
-                "redirect to an invalid Location \"{}\": {why}",
-                shown.escape_ascii()
-            ))
+            HttpErrorKind::Protocol(format!("redirect to an invalid Location {}: {why}", quote_location(raw)))
         };
         let location = std::str::from_utf8(raw).map_err(|_| invalid("not UTF-8".to_string()))?;
         let next = self.url.join(location.trim()).map_err(|e| invalid(e.to_string()))?;
-        Ok(Some((next, self.status())))
+        Ok(Some(next))
     }
 
     /// The next piece of the body, `None` at its end. When the body is complete the
@@ -612,6 +628,12 @@ impl Response {
         let bytes = self.bytes().await?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
+}
+
+/// A `Location` value for an error message: quoted, at most 100 bytes, escaped.
+fn quote_location(raw: &[u8]) -> String {
+    let shown: Vec<u8> = raw.iter().take(100).copied().collect();
+    format!("\"{}\"", shown.escape_ascii())
 }
 
 impl std::fmt::Debug for Response {
