@@ -230,6 +230,39 @@ fn an_invalid_header_field_is_quoted_in_the_error() {
 }
 
 // ---------------------------------------------------------------------------------------
+// A reset mid-body
+
+#[test]
+fn a_reset_mid_body_says_how_much_of_the_body_had_arrived() {
+    // A server that closes with the request unread resets the connection (RST) instead of
+    // ending it: the error is the reset, and, as for a clean close, it says how far the
+    // body had got. The first server never reads the request; the second, a chunked one,
+    // reads only its first byte.
+    let length = serve_forever(|stream| {
+        let mut first = [0u8; 1];
+        stream.peek(&mut first)?;
+        stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")?;
+        Err(std::io::Error::other("close with the request unread"))
+    });
+    let chunked = serve_forever(|stream| {
+        let mut first = [0u8; 1];
+        std::io::Read::read_exact(stream, &mut first)?;
+        stream.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nhello")?;
+        Err(std::io::Error::other("close with the request unread"))
+    });
+    let results = run(async move { fetch_each(&Client::with_options(options()), &[length, chunked]).await });
+    let errors: Vec<&String> = results.iter().map(|r| r.as_ref().unwrap_err()).collect();
+    assert!(errors[0].starts_with("connection error: "), "{}", errors[0]);
+    assert!(errors[0].contains("got 5 of 10 bytes"), "{}", errors[0]);
+    assert!(errors[1].starts_with("connection error: "), "{}", errors[1]);
+    assert!(
+        errors[1].contains("got 5 bytes of a chunked body, 4 more bytes of the current chunk due"),
+        "{}",
+        errors[1]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // Location
 
 /// A site whose redirects carry odd `Location` fields, for the client and the crawler.

@@ -583,7 +583,7 @@ impl Response {
                         return self.finish().map(|()| None);
                     }
                 }
-                Err(e) => return Err(HttpErrorKind::Io(e)),
+                Err(e) => return Err(HttpErrorKind::Io(mid_body(e, &body.decoder))),
             }
         }
     }
@@ -628,6 +628,12 @@ impl Response {
         let bytes = self.bytes().await?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
+}
+
+/// `error`, which ended a read in the middle of a body, with how far the body had got, as
+/// the error for a clean close says (a reset is a close too, an abrupt one). The kind stays.
+fn mid_body(error: std::io::Error, decoder: &BodyDecoder) -> std::io::Error {
+    std::io::Error::new(error.kind(), format!("{error}, in the middle of the body ({})", decoder.progress()))
 }
 
 /// A `Location` value for an error message: quoted, at most 100 bytes, escaped.

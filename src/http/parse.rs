@@ -812,21 +812,28 @@ impl BodyDecoder {
                 Ok(())
             }
             State::Failed(e) => Err(e.clone()),
-            State::Length { total, .. } => Err(ParseError::new(format!(
-                "connection closed before the body was complete (got {} of {} bytes)",
-                self.received, total
+            State::Length { .. } | State::Chunked { .. } => Err(ParseError::new(format!(
+                "connection closed before the body was complete ({})",
+                self.progress()
             ))),
+        }
+    }
+
+    /// How far the body has got, in words, for an error that ends it early: `got 5 of 10
+    /// bytes`, `got 5 bytes of a chunked body, 4 more bytes of the current chunk due`, or
+    /// `got 5 bytes` for a body without a declared length.
+    pub fn progress(&self) -> String {
+        match &self.state {
+            State::Length { total, .. } => format!("got {} of {total} bytes", self.received),
             State::Chunked { state, .. } => {
                 let detail = match state {
                     Chunk::Data(left) => format!(", {left} more bytes of the current chunk due"),
                     Chunk::Trailer(_) => ", the trailer section was unfinished".to_owned(),
                     _ => ", the last chunk was missing".to_owned(),
                 };
-                Err(ParseError::new(format!(
-                    "connection closed before the body was complete (got {} bytes of a chunked body{detail})",
-                    self.received
-                )))
+                format!("got {} bytes of a chunked body{detail}", self.received)
             }
+            State::UntilClose | State::Done | State::Failed(_) => format!("got {} bytes", self.received),
         }
     }
 
