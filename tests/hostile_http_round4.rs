@@ -326,6 +326,26 @@ fn crawl_reports_an_unusable_redirect_as_an_error_and_resolves_odd_ones() {
     assert!(!server.requests().iter().any(|r| r.target == "/x" || r.target == "/y"));
 }
 
+#[test]
+fn crawl_reads_links_out_of_html_that_is_not_utf8() {
+    // A page with invalid UTF-8, a NUL and an unterminated quote: the bytes around the
+    // links do not hide them, and nothing panics. (This already held; it guards the
+    // lossy decoding the crawler relies on.)
+    let server = Server::start(|request| {
+        let html = |body: &[u8]| Reply::status("200 OK", "Content-Type: text/html\r\n", body);
+        match request.target.as_str() {
+            "/" => html(b"\xff\xfe<a href=\"/after\">x</a> \xc3\x28\x00 <a href=\"/caf\xc3\xa9\">utf8</a> <a title=\"open"),
+            _ => html(b"leaf"),
+        }
+    });
+    let output = process::run("crawl", &["-t", "5", &server.url("/")], Duration::from_secs(20));
+    assert_eq!(output.code, Some(0), "{output:?}");
+    assert_eq!(output.lines().len(), 3, "{output:?}");
+    let targets: Vec<String> = server.requests().into_iter().map(|r| r.target).collect();
+    assert!(targets.contains(&"/after".to_string()), "{targets:?}");
+    assert!(targets.contains(&"/caf%C3%A9".to_string()), "{targets:?}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Modules
 
