@@ -183,6 +183,23 @@ fn interim_responses_over_64_kib_in_all_are_cut_off() {
     assert_errors(&[b"103 Early Hints..."], &results, "interim (1xx) responses exceed 64 KiB in all");
 }
 
+#[test]
+fn a_close_after_interim_responses_says_so() {
+    // The head that was cut short is the final one, not one begun: the error says the
+    // connection ended after the interim responses, before any byte of the final one.
+    let server = Server::start(|_| {
+        Reply::raw(&b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"[..])
+            .close()
+    });
+    let urls = [server.url("/")];
+    let results = run(async move { fetch_each(&Client::with_options(options()), &urls).await });
+    assert_errors(
+        &[b"100, 103, close"],
+        &results,
+        "connection closed after 2 interim (1xx) responses, before the final response",
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // A 204 that declares a body
 

@@ -433,7 +433,9 @@ async fn exchange(
         match filled {
             Ok(true) => received_any = true,
             Ok(false) if !received_any => return Err(Exchange::StaleConnection(write_error)),
-            Ok(false) => return Err(Exchange::Failed(closed_in_the_head(connection.buffer()))),
+            Ok(false) => {
+                return Err(Exchange::Failed(closed_in_the_head(connection.buffer(), interim.responses)))
+            }
             Err(e) if !received_any && (write_error.is_some() || is_reset(&e)) => {
                 return Err(Exchange::StaleConnection(write_error.or(Some(e))))
             }
@@ -444,10 +446,15 @@ async fn exchange(
 
 /// The error for a connection that ended in the middle of a response head: what is wrong
 /// with the part received, if anything (the [`parse::HeadScanner`] finds errors in header
-/// fields only once the head is complete), else that it was cut short.
-fn closed_in_the_head(received: &[u8]) -> HttpErrorKind {
+/// fields only once the head is complete), else that it was cut short; or, with nothing
+/// received after `interim` interim responses, that the final response never began.
+fn closed_in_the_head(received: &[u8], interim: usize) -> HttpErrorKind {
     match parse::parse_head(received) {
         Err(e) => protocol(e),
+        Ok(None) if received.is_empty() && interim > 0 => HttpErrorKind::Protocol(format!(
+            "connection closed after {interim} interim (1xx) response{}, before the final response",
+            if interim == 1 { "" } else { "s" }
+        )),
         _ => HttpErrorKind::Protocol("connection closed in the middle of the response head".to_string()),
     }
 }
