@@ -280,6 +280,28 @@ fn a_reset_mid_body_says_how_much_of_the_body_had_arrived() {
 }
 
 // ---------------------------------------------------------------------------------------
+// https: a body delimited by the close
+
+#[cfg(feature = "tls")]
+#[test]
+fn an_https_body_delimited_by_the_close_needs_tls_close_notify() {
+    // RFC 9112 9.8: a response with neither Content-Length nor chunked is complete only if
+    // a valid closure alert (close_notify) was received; a TCP close without one may be an
+    // attacker's truncation. A body framed by its length is complete without it.
+    let (config, cert) = tls_served::server_config();
+    let cut = tls_served::serve_once(config.clone(), b"HTTP/1.1 200 OK\r\n\r\npart of the bo", false);
+    let whole = tls_served::serve_once(config.clone(), b"HTTP/1.1 200 OK\r\n\r\nthe whole body", true);
+    let framed = tls_served::serve_once(config, b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody", false);
+    let results = run(async move {
+        let options = evloop::http::ClientOptions { extra_root_certificates: vec![cert], ..options() };
+        fetch_each(&Client::with_options(options), &[cut, whole, framed]).await
+    });
+    assert_errors(&[b"cut"], &results[..1], "without TLS close_notify");
+    assert_eq!(results[1], Ok((200, Bytes::from_static(b"the whole body"))));
+    assert_eq!(results[2], Ok((200, Bytes::from_static(b"body"))));
+}
+
+// ---------------------------------------------------------------------------------------
 // Location
 
 /// A site whose redirects carry odd `Location` fields, for the client and the crawler.
@@ -379,3 +401,7 @@ mod server;
 #[allow(dead_code)] // each test file uses part of this module
 #[path = "support/hand_served_http.rs"]
 mod hand_served;
+
+#[cfg(feature = "tls")]
+#[path = "support/tls_served_http.rs"]
+mod tls_served;

@@ -250,6 +250,7 @@ impl Client {
         let body = BodyState {
             decoder: BodyDecoder::new(framing),
             bodiless: framing == Framing::None,
+            close_delimited: framing == Framing::UntilClose,
             connection,
             reusable,
             client: self.inner.clone(),
@@ -481,6 +482,8 @@ struct BodyState {
     decoder: BodyDecoder,
     /// A response that has no body whatever its headers say (HEAD, 1xx, 204, 304).
     bodiless: bool,
+    /// A body that only the end of the connection delimits (no length, not chunked).
+    close_delimited: bool,
     connection: Connection,
     reusable: bool,
     client: Rc<ClientInner>,
@@ -586,6 +589,9 @@ impl Response {
                 Ok(false) => {
                     body.reusable = false;
                     body.decoder.finish_at_eof().map_err(protocol)?;
+                    if body.close_delimited && body.connection.ended_without_close_notify() {
+                        return Err(truncated_close_delimited_body(&body.decoder));
+                    }
                     if !body.decoder.is_done() {
                         return self.finish().map(|()| None);
                     }
@@ -635,6 +641,17 @@ impl Response {
         let bytes = self.bytes().await?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
+}
+
+/// The error for a body delimited by the close of an https connection that ended without
+/// TLS's close_notify: such a body is complete only with it (RFC 9112 section 9.8), as a
+/// bare TCP close can be forged to cut it short.
+fn truncated_close_delimited_body(decoder: &BodyDecoder) -> HttpErrorKind {
+    HttpErrorKind::Protocol(format!(
+        "the connection ended without TLS close_notify, so the body, delimited only by the close, \
+         may be cut short ({})",
+        decoder.progress()
+    ))
 }
 
 /// `error`, which ended a read in the middle of a body, with how far the body had got, as

@@ -182,6 +182,16 @@ impl Connection {
         progress
     }
 
+    /// Whether the stream, once a read has returned its end, ended without TLS's
+    /// close_notify (false for plain http, which has no such signal).
+    pub(crate) fn ended_without_close_notify(&self) -> bool {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.ended_without_close_notify();
+        }
+        false
+    }
+
     pub(crate) fn buffer(&self) -> &[u8] {
         &self.buffer
     }

@@ -39,6 +39,9 @@ pub(crate) struct TlsSession {
     session: ClientConnection,
     incoming: BytesMut,
     peer_closed: bool,
+    /// The peer ended the session with close_notify, TLS's own end of the stream (rustls
+    /// reads it as an end of 0 bytes; a TCP close without it is an `UnexpectedEof`).
+    close_notify_received: bool,
 }
 
 impl TlsSession {
@@ -52,7 +55,12 @@ impl TlsSession {
         let name = ServerName::try_from(host.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let session = ClientConnection::new(config, name).map_err(io::Error::other)?;
-        let mut tls = TlsSession { session, incoming: BytesMut::new(), peer_closed: false };
+        let mut tls = TlsSession {
+            session,
+            incoming: BytesMut::new(),
+            peer_closed: false,
+            close_notify_received: false,
+        };
         while tls.session.is_handshaking() {
             tls.flush(writer).await?;
             if tls.session.wants_read() {
@@ -132,7 +140,10 @@ impl TlsSession {
 
     /// Appends decrypted bytes to `buffer`; false at the end of the stream. A peer that
     /// closes without TLS's close_notify counts as the end too: the HTTP framing above
-    /// still notices a body cut short.
+    /// notices a body cut short, and asks [`ended_without_close_notify`] about a body that
+    /// only the close delimits.
+    ///
+    /// [`ended_without_close_notify`]: TlsSession::ended_without_close_notify
     pub(crate) async fn fill(
         &mut self,
         buffer: &mut BytesMut,
@@ -154,6 +165,13 @@ impl TlsSession {
         }
     }
 
+    /// Whether the stream, once [`fill`](TlsSession::fill) has returned its end, ended
+    /// without close_notify: a TCP close an attacker could have forged to cut the data short
+    /// (RFC 9112 section 9.8).
+    pub(crate) fn ended_without_close_notify(&self) -> bool {
+        !self.close_notify_received
+    }
+
     /// Moves decrypted bytes into `buffer`: `Some(true)` if any came, `Some(false)` at the
     /// end of the stream, `None` if rustls needs more ciphertext first. Not async on
     /// purpose: its 16 KiB scratch buffer then lives on the stack for this call only, not
@@ -161,7 +179,10 @@ impl TlsSession {
     fn read_plain(&mut self, buffer: &mut BytesMut) -> io::Result<Option<bool>> {
         let mut plain = [0u8; 16 * 1024];
         match self.session.reader().read(&mut plain) {
-            Ok(0) => Ok(Some(false)),
+            Ok(0) => {
+                self.close_notify_received = true;
+                Ok(Some(false))
+            }
             Ok(n) => {
                 buffer.extend_from_slice(&plain[..n]);
                 Ok(Some(true))
