@@ -4,27 +4,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
 use evloop::http::{Client, ClientOptions, HttpErrorKind};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-
-/// A rustls server configuration with a new self-signed certificate for `localhost`, and
-/// that certificate (DER), for the client to trust.
-fn server_config() -> (Arc<rustls::ServerConfig>, Vec<u8>) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert_der = certified.cert.der().to_vec();
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![CertificateDer::from(cert_der.clone())], key)
-        .unwrap();
-    (Arc::new(config), cert_der)
-}
+use tls_served::{read_request_head, server_config};
 
 /// A TLS server answering `connections` connections, one request each, with `body`.
 fn serve_tls(connections: usize, body: &'static [u8]) -> (u16, Vec<u8>, std::thread::JoinHandle<()>) {
@@ -37,15 +20,7 @@ fn serve_tls(connections: usize, body: &'static [u8]) -> (u16, Vec<u8>, std::thr
             tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             let session = rustls::ServerConnection::new(config.clone()).unwrap();
             let mut stream = rustls::StreamOwned::new(session, tcp);
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => request.extend_from_slice(&buf[..n]),
-                }
-            }
-            if request.is_empty() {
+            if !read_request_head(&mut stream) {
                 continue;
             }
             let head =
@@ -152,3 +127,7 @@ fn serve_echo_length() -> (u16, Vec<u8>, std::thread::JoinHandle<()>) {
     });
     (port, cert_der, thread)
 }
+
+#[allow(dead_code)] // each test file uses part of this module
+#[path = "support/tls_served_http.rs"]
+mod tls_served;

@@ -1,7 +1,7 @@
 //! A one-shot https server for the hostile tests: a rustls server on 127.0.0.1, with a
 //! certificate for `localhost` generated here (rcgen), that answers one request with canned
-//! bytes and then ends the connection with or without TLS's close_notify. (tests/https.rs
-//! builds its server configuration the same way.)
+//! bytes and then ends the connection with or without TLS's close_notify. tests/https.rs
+//! uses its server configuration and request reader too.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
@@ -38,13 +38,8 @@ pub fn serve_once(config: Arc<rustls::ServerConfig>, reply: &'static [u8], close
         tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let session = rustls::ServerConnection::new(config).unwrap();
         let mut stream = rustls::StreamOwned::new(session, tcp);
-        let mut request = Vec::new();
-        let mut buf = [0u8; 1024];
-        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => return,
-                Ok(n) => request.extend_from_slice(&buf[..n]),
-            }
+        if !read_request_head(&mut stream) {
+            return;
         }
         let _ = stream.write_all(reply);
         if close_notify {
@@ -54,4 +49,18 @@ pub fn serve_once(config: Arc<rustls::ServerConfig>, reply: &'static [u8], close
         let _ = stream.sock.shutdown(Shutdown::Both);
     });
     url
+}
+
+/// Reads from `stream` until the end of a request head; false if the peer closed or
+/// failed first.
+pub fn read_request_head(stream: &mut impl Read) -> bool {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
 }
