@@ -71,6 +71,32 @@ fn serve_paths(replies: &'static [(&'static str, &'static [u8])]) -> Server {
 // Transfer-Encoding in an HTTP/1.0 response
 
 #[test]
+fn transfer_encoding_in_an_http_1_0_response_is_faulty_framing_even_with_content_length() {
+    // RFC 9112 6.1: a client that receives an HTTP/1.0 message with Transfer-Encoding MUST
+    // treat it as if the framing is faulty, even if a Content-Length is present, and close
+    // the connection after the message. Faulty framing in a response is an unrecoverable
+    // error for a user agent (6.3): the response is discarded and the connection closed.
+    // So none of these is a body, neither the chunked one nor the Content-Length one, and
+    // the next request goes on a new connection.
+    let server = serve_paths(&[
+        ("/te", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+        ("/te-cl", b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello"),
+        (
+            "/te-cl-keep-alive",
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\
+              Transfer-Encoding: identity\r\n\r\nhello",
+        ),
+    ]);
+    let paths = ["/te", "/next", "/te-cl", "/next", "/te-cl-keep-alive", "/next"];
+    let results = ask_each(&server, &paths.map(|p| ("GET", p)));
+    for i in [0, 2, 4] {
+        assert_error(&results[i], paths[i], "Transfer-Encoding in an HTTP/1.0 response (faulty framing)");
+        assert_ok(&results[i + 1], 200, b"ok");
+    }
+    assert_eq!(conns(&server), [0, 1, 1, 2, 2, 3], "a faulty response's connection is closed");
+}
+
+#[test]
 fn an_http_1_0_bodiless_response_with_transfer_encoding_stands_but_closes_its_connection() {
     // A response to HEAD, and a 304, end with their head whatever their fields say (RFC
     // 9112 6.3 rules 1 and 2): Transfer-Encoding frames nothing there, so the response

@@ -493,8 +493,9 @@ pub enum Framing {
 /// - Transfer-Encoding with `chunked` as the final coding → [`Framing::Chunked`]; with
 ///   another final coding → [`Framing::UntilClose`] (rule 4, for responses). Codings other
 ///   than `chunked` are not undone (the client refuses them with
-///   [`check_transfer_codings`]). Transfer-Encoding together with Content-Length, in an
-///   HTTP/1.0 response, or with `chunked` more than once is an error.
+///   [`check_transfer_codings`]). Transfer-Encoding in an HTTP/1.0 response (with or
+///   without Content-Length: RFC 9112 section 6.1 calls that faulty framing), together
+///   with Content-Length, or with `chunked` more than once is an error.
 /// - Content-Length → [`Framing::Length`]: each value must be digits only (no sign, no
 ///   overflow of `u64`); repeated identical values are accepted, differing ones are an
 ///   error ("conflicting Content-Length").
@@ -509,6 +510,12 @@ pub fn framing(method: &str, head: &ResponseHead) -> Result<Framing, ParseError>
     }
     let has_te = head.header("transfer-encoding").is_some();
     let has_cl = head.header("content-length").is_some();
+    if has_te && head.version == 0 {
+        // RFC 9112 section 6.1: an HTTP/1.0 sender does not know Transfer-Encoding, so
+        // whoever added it may have kept part of the body; the framing is faulty even
+        // with a Content-Length, which is then no more to be trusted than the coding.
+        return Err(ParseError::new("Transfer-Encoding in an HTTP/1.0 response (faulty framing)"));
+    }
     if has_te && has_cl {
         return Err(ParseError::new(
             "both Transfer-Encoding and Content-Length in the response (ambiguous framing)",
@@ -524,9 +531,6 @@ pub fn framing(method: &str, head: &ResponseHead) -> Result<Framing, ParseError>
 }
 
 fn transfer_encoding_framing(head: &ResponseHead) -> Result<Framing, ParseError> {
-    if head.version == 0 {
-        return Err(ParseError::new("Transfer-Encoding in an HTTP/1.0 response (faulty framing)"));
-    }
     let codings = transfer_codings(head)?;
     let is_chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
     let count = codings.iter().filter(|c| is_chunked(c)).count();
