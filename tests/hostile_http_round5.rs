@@ -174,6 +174,34 @@ fn status_codes_that_are_not_three_digits_from_100_to_599_are_errors() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Bytes after a complete body
+
+#[test]
+fn bytes_after_a_complete_body_are_discarded_with_the_connection_not_taken_as_a_response() {
+    // RFC 9112 6.3: once a response is complete, a user agent MAY discard what remains to
+    // be read, and MUST NOT take it for a separate response. The body is what the framing
+    // delimits, so the response stands (as in curl and browsers); the connection, which
+    // holds bytes no request asked for, is not reused. Even when the excess is a whole
+    // response of its own, it is never handed to the next request.
+    let server = serve_paths(&[
+        ("/longer", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello, and more"),
+        (
+            "/smuggled",
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello\
+              HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled",
+        ),
+        ("/chunked", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nextra"),
+    ]);
+    let paths = ["/longer", "/next", "/smuggled", "/next", "/chunked", "/next"];
+    let results = ask_each(&server, &paths.map(|p| ("GET", p)));
+    for i in [0, 2, 4] {
+        assert_ok(&results[i], 200, b"hello");
+        assert_ok(&results[i + 1], 200, b"ok");
+    }
+    assert_eq!(conns(&server), [0, 1, 1, 2, 2, 3], "no connection holding excess bytes is reused");
+}
+
+// ---------------------------------------------------------------------------------------
 // Lengths, and fields that frame nothing
 
 #[test]

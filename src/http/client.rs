@@ -249,7 +249,6 @@ impl Client {
             && !is_204_declaring_a_body(&head);
         let body = BodyState {
             decoder: BodyDecoder::new(framing),
-            bodiless: framing == Framing::None,
             close_delimited: framing == Framing::UntilClose,
             connection,
             reusable,
@@ -480,8 +479,6 @@ fn protocol(error: parse::ParseError) -> HttpErrorKind {
 
 struct BodyState {
     decoder: BodyDecoder,
-    /// A response that has no body whatever its headers say (HEAD, 1xx, 204, 304).
-    bodiless: bool,
     /// A body that only the end of the connection delimits (no length, not chunked).
     close_delimited: bool,
     connection: Connection,
@@ -578,7 +575,8 @@ impl Response {
                 return Ok(Some(data));
             }
             if body.decoder.is_done() {
-                return self.finish().map(|()| None);
+                self.finish();
+                return Ok(None);
             }
             let read_timeout = body.client.options.read_timeout;
             let Ok(filled) = wait_for(body.connection.fill(), read_timeout).await else {
@@ -593,7 +591,8 @@ impl Response {
                         return Err(truncated_close_delimited_body(&body.decoder));
                     }
                     if !body.decoder.is_done() {
-                        return self.finish().map(|()| None);
+                        self.finish();
+                        return Ok(None);
                     }
                 }
                 Err(e) => return Err(HttpErrorKind::Io(mid_body(e, &body.decoder))),
@@ -603,25 +602,19 @@ impl Response {
 
     /// The body is complete: return the connection to the pool if it is clean.
     ///
-    /// Bytes already received after the body are an error for a response that declared
-    /// its length (the length was wrong). A response to HEAD, or a 204 or 304, ends with its
-    /// head whatever it declares (RFC 9112 section 6.3, rules 1 and 2): bytes after it
-    /// belong to no response and are discarded with the connection (6.3, last paragraph),
-    /// and the response stands.
-    fn finish(&mut self) -> Result<(), HttpErrorKind> {
-        let Some(body) = self.body.take() else { return Ok(()) };
-        if !body.connection.buffer().is_empty() {
-            if body.bodiless {
-                return Ok(());
+    /// Bytes already received after the body belong to no response. RFC 9112 section 6.3
+    /// lets a user agent discard them and forbids taking them for the next response: the
+    /// response stands as its framing delimited it (as in curl and browsers), and the
+    /// connection goes with the bytes (the pool takes no connection holding any). That
+    /// covers a wrong Content-Length, a body sent on a HEAD, 204 or 304 (rules 1 and 2),
+    /// and a response smuggled behind the body alike; and it does not depend on whether
+    /// the excess came in the same read as the body or after it.
+    fn finish(&mut self) {
+        if let Some(body) = self.body.take() {
+            if body.reusable {
+                body.client.pool.put(body.key, body.connection);
             }
-            return Err(HttpErrorKind::Protocol(
-                "the response is longer than its declared length".to_string(),
-            ));
         }
-        if body.reusable {
-            body.client.pool.put(body.key, body.connection);
-        }
-        Ok(())
     }
 
     /// The whole body. A body that arrived in one piece is handed on without a copy.
