@@ -202,6 +202,39 @@ fn bytes_after_a_complete_body_are_discarded_with_the_connection_not_taken_as_a_
 }
 
 // ---------------------------------------------------------------------------------------
+// HTTP/1.0 responses and the pool
+
+#[test]
+fn an_http_1_0_connection_is_reused_only_with_keep_alive_and_a_length() {
+    // RFC 9112 9.3: an HTTP/1.0 connection persists only with the "keep-alive" connection
+    // option, and then only if the body's end can be told without the close. Without a
+    // length, an HTTP/1.0 body runs to the close (6.3 rule 8), keep-alive or not.
+    let server = Server::start(|request| match request.target.as_str() {
+        "/plain" => Reply::raw(&b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nplain"[..]),
+        "/keep-alive" => {
+            Reply::raw(&b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 4\r\n\r\nkept"[..])
+        }
+        "/keep-alive-close" => Reply::raw(
+            &b"HTTP/1.0 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 4\r\n\r\nlast"[..],
+        ),
+        "/no-length" => {
+            Reply::raw(&b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\n\r\nall of it, to the close"[..])
+                .close()
+        }
+        _ => Reply::status("200 OK", "", b"ok"),
+    });
+    let paths = ["/plain", "/keep-alive", "/next", "/keep-alive-close", "/no-length", "/next"];
+    let results = ask_each(&server, &paths.map(|p| ("GET", p)));
+    let bodies: [&[u8]; 6] = [b"plain", b"kept", b"ok", b"last", b"all of it, to the close", b"ok"];
+    for (result, body) in results.iter().zip(bodies) {
+        assert_ok(result, 200, body);
+    }
+    // plain (0, dropped), keep-alive (1, kept), next (1), keep-alive-close (1, dropped),
+    // no-length (2, read to the close), next (3).
+    assert_eq!(conns(&server), [0, 1, 1, 1, 2, 3]);
+}
+
+// ---------------------------------------------------------------------------------------
 // Lengths, and fields that frame nothing
 
 #[test]

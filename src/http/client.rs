@@ -232,8 +232,10 @@ impl Client {
     }
 
     /// The response for `head`. Its connection goes back to the pool after the body only
-    /// over HTTP/1.1, with a self-delimited body, and without `close` in any Connection
-    /// field (RFC 9112 section 9.3).
+    /// with a self-delimited body (a length, chunked, or none at all), without `close` in
+    /// any Connection field, and over HTTP/1.1, or over HTTP/1.0 with `keep-alive` in one
+    /// (RFC 9112 section 9.3) and no Transfer-Encoding (section 6.1: close after such a
+    /// message).
     fn response(
         &self,
         url: &Url,
@@ -243,7 +245,11 @@ impl Client {
         framing: Framing,
         permits: (Permit, Permit),
     ) -> Response {
-        let reusable = head.version == 1
+        let persistent = match head.version {
+            0 => head.has_token("connection", "keep-alive") && head.header("transfer-encoding").is_none(),
+            _ => true,
+        };
+        let reusable = persistent
             && !matches!(framing, Framing::UntilClose)
             && !head.has_token("connection", "close")
             && !is_204_declaring_a_body(&head);
