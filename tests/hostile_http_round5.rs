@@ -235,6 +235,41 @@ fn an_http_1_0_connection_is_reused_only_with_keep_alive_and_a_length() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Redirects
+
+#[test]
+fn a_redirect_without_a_fragment_inherits_the_requests_fragment() {
+    // RFC 9110 10.2.2: a Location without a fragment is processed as if it inherited the
+    // fragment of the request's URI; one with its own fragment keeps it. Fragments are
+    // never sent (the server sees paths only).
+    let server = Server::start(|request| match request.target.as_str() {
+        "/inherit" => Reply::status("302 Found", "Location: /middle\r\n", b""),
+        "/middle" => Reply::status("307 Temporary Redirect", "Location: target?q=1\r\n", b""),
+        "/own" => Reply::status("301 Moved Permanently", "Location: /target?q=1#own\r\n", b""),
+        _ => Reply::status("200 OK", "", b"ok"),
+    });
+    let urls = [server.url("/inherit#frag"), server.url("/own#frag"), server.url("/inherit")];
+    let (landed, location) = run(async move {
+        let client = Client::with_options(options());
+        let mut landed = Vec::new();
+        for url in &urls {
+            let response = client.get(url).await.unwrap();
+            landed.push((response.url().path().to_string(), response.url().fragment().map(str::to_string)));
+        }
+        let no_follow =
+            Client::with_options(evloop::http::ClientOptions { follow_redirects: false, ..options() });
+        let response = no_follow.get(&urls[0]).await.unwrap();
+        (landed, response.location().unwrap().map(|url| url.fragment().map(str::to_string)))
+    });
+    let expected = [("/target", Some("frag")), ("/target", Some("own")), ("/target", None)];
+    for ((path, fragment), (want_path, want_fragment)) in landed.iter().zip(expected) {
+        assert_eq!((path.as_str(), fragment.as_deref()), (want_path, want_fragment));
+    }
+    assert_eq!(location, Some(Some("frag".to_string())), "Response::location inherits it too");
+    assert!(server.requests().iter().all(|r| !r.target.contains('#')), "no fragment is sent");
+}
+
+// ---------------------------------------------------------------------------------------
 // Lengths, and fields that frame nothing
 
 #[test]

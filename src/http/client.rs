@@ -540,7 +540,9 @@ impl Response {
     }
 
     /// Where this response points: its `Location` field resolved against its URL (RFC 9110
-    /// section 10.2.2), `None` when it has none. An error when the value is not UTF-8 or
+    /// section 10.2.2), `None` when it has none. For a redirect (3xx), a `Location` without
+    /// a fragment inherits the fragment of this response's URL, as that section requires
+    /// (`/a#part` redirected to `/b` lands on `/b#part`). An error when the value is not UTF-8 or
     /// not a URI reference, or when several `Location` fields disagree: the field takes
     /// one value (RFC 9110 section 5.3), and which of them to follow would be a guess.
     pub fn location(&self) -> Result<Option<Url>, HttpError> {
@@ -561,7 +563,10 @@ impl Response {
             HttpErrorKind::Protocol(format!("redirect to an invalid Location {}: {why}", quote_location(raw)))
         };
         let location = std::str::from_utf8(raw).map_err(|_| invalid("not UTF-8".to_string()))?;
-        let next = self.url.join(location.trim()).map_err(|e| invalid(e.to_string()))?;
+        let mut next = self.url.join(location.trim()).map_err(|e| invalid(e.to_string()))?;
+        if (300..400).contains(&self.status()) && next.fragment().is_none() {
+            next.set_fragment(self.url.fragment());
+        }
         Ok(Some(next))
     }
 
