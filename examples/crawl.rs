@@ -7,8 +7,10 @@
 //! ```
 //!
 //! It follows `<a href>` links in `text/html` pages (relative references resolved per
-//! RFC 3986), drops fragments, stays on the root's scheme, host and port, follows
-//! redirects only when they stay there, and fetches each URL once. It prints
+//! RFC 3986, against the page's `<base href>` if it has one; links in comments and scripts
+//! are no links, and a page in another encoding than UTF-8 keeps its bytes: see
+//! `support/html_links.rs`), drops fragments, stays on the root's scheme, host and port,
+//! follows redirects only when they stay there, and fetches each URL once. It prints
 //! `<status> <url>` for every URL it fetched (as requested) or `ERR <reason> <url>`, one
 //! line per URL, and a summary on stderr. A redirect whose `Location` the client refuses
 //! (not a URI reference, or several that disagree) is an `ERR` line, as in fetch.
@@ -26,6 +28,9 @@ use evloop::http::{Client, ClientOptions};
 use evloop::streams::{start_server, StreamReader, StreamWriter};
 use evloop::sync::Queue;
 use url::Url;
+
+#[path = "support/html_links.rs"]
+mod html_links;
 
 const USAGE: &str = "usage: crawl [ROOT_URL] [--max-tasks N] [--max-pages N] [-t SECS]";
 
@@ -120,79 +125,13 @@ impl Crawler {
                 body.extend_from_slice(&chunk);
             }
         }
-        let body = String::from_utf8_lossy(&body);
-        Ok((status, links(&body).into_iter().filter_map(|href| url.join(&href).ok()).collect()))
-    }
-}
-
-/// The `href` values of the `<a>` tags of an HTML page. Attributes are read one by one
-/// (name, then an optional value, quoted with " or ' or bare), so `data-href` or an
-/// "href=" inside another attribute's value is not taken for the link. `&amp;` is decoded,
-/// the one entity that matters in URLs.
-fn links(html: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let lower = html.to_ascii_lowercase();
-    let mut at = 0;
-    while let Some(start) = lower[at..].find("<a").map(|i| at + i) {
-        at = start + 2;
-        if !lower[at..].starts_with(|c: char| c.is_ascii_whitespace()) {
-            continue;
-        }
-        let (href, end) = href_attribute(&html[at..]);
-        at += end;
-        if let Some(href) = href {
-            found.push(href.trim().replace("&amp;", "&"));
-        }
-    }
-    found
-}
-
-/// Reads the attributes of a tag from just after its name; returns the value of `href`
-/// and how many bytes the tag's attributes took (up to its `>`).
-fn href_attribute(tag: &str) -> (Option<String>, usize) {
-    let bytes = tag.as_bytes();
-    let mut i = 0;
-    let mut href = None;
-    loop {
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= bytes.len() || bytes[i] == b'>' {
-            return (href, i);
-        }
-        let name_start = i;
-        while i < bytes.len() && !bytes[i].is_ascii_whitespace() && !matches!(bytes[i], b'=' | b'>') {
-            i += 1;
-        }
-        let name = tag[name_start..i].to_ascii_lowercase();
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if i >= bytes.len() || bytes[i] != b'=' {
-            continue;
-        }
-        i += 1;
-        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        let value = match bytes.get(i) {
-            Some(&quote @ (b'"' | b'\'')) => {
-                let close = tag[i + 1..].find(quote as char).map_or(bytes.len(), |j| i + 1 + j);
-                let value = &tag[i + 1..close];
-                i = (close + 1).min(bytes.len());
-                value
-            }
-            _ => {
-                let value_start = i;
-                while i < bytes.len() && !bytes[i].is_ascii_whitespace() && bytes[i] != b'>' {
-                    i += 1;
-                }
-                &tag[value_start..i]
-            }
-        };
-        if name == "href" && href.is_none() {
-            href = Some(value.to_string());
-        }
+        // Links resolve against the page's first `<base href>`, itself resolved against the
+        // page's URL (the HTML standard's base URL); the bytes stay bytes until then.
+        let links = html_links::links(&body);
+        let base = links.base.and_then(|href| url.join(&html_links::url_text(&href)).ok());
+        let base = base.as_ref().unwrap_or(url);
+        let links = links.hrefs.iter().filter_map(|href| base.join(&html_links::url_text(href)).ok());
+        Ok((status, links.collect()))
     }
 }
 

@@ -188,6 +188,164 @@ fn href_is_the_attribute_not_any_substring() {
     assert_eq!(pages, BTreeSet::from(["/", "/real", "/real2"].map(String::from)));
 }
 
+/// The targets a crawl of `server` from `/` asked for, sorted, after checking that it
+/// succeeded and printed one line for each.
+fn crawled_targets(server: &Server) -> Vec<String> {
+    let output = crawl(&["-t", "5", &server.url("/")]);
+    assert_eq!(output.code, Some(0), "{output:?}");
+    let mut targets: Vec<String> = server.requests().into_iter().map(|r| r.target).collect();
+    targets.sort();
+    assert_eq!(output.lines().len(), targets.len(), "{output:?}");
+    targets
+}
+
+#[test]
+fn links_resolve_against_the_first_base_href() {
+    // HTML: the document's base URL is the href of its first <base> that has one,
+    // resolved against the page's URL; relative links resolve against it. A <base> in a
+    // comment is none, and a later one changes nothing.
+    let server = Server::start(|request| match request.target.as_str() {
+        "/" => html(
+            r##"<!-- <base href="/commented/"> --><head><base target="_blank"><BASE HREF="dir/sub/">
+               <base href="/ignored/"></head>
+               <a href="page">relative</a> <a href="../up?q=1">up</a> <a href="/absolute">absolute</a>
+               <a href="">the base itself</a> <a href="#frag">the base again</a>"##,
+        ),
+        _ => html(""),
+    });
+    let expected = ["/", "/absolute", "/dir/sub/", "/dir/sub/page", "/dir/up?q=1"];
+    assert_eq!(crawled_targets(&server), expected);
+}
+
+#[test]
+fn link_bytes_of_a_page_not_in_utf8_are_percent_encoded_as_they_are() {
+    // A Latin-1 page: `é` is the one byte E9. Decoding the page as UTF-8 made it U+FFFD
+    // (%EF%BF%BD); the crawler now percent-encodes the link's bytes as the page has them,
+    // in the path and the query, and resolves relative links the same way. UTF-8 pages
+    // give what they always gave (%C3%A9).
+    let server = Server::start(|request| {
+        let latin1 =
+            |body: &[u8]| Reply::status("200 OK", "Content-Type: text/html; charset=iso-8859-1\r\n", body);
+        match request.target.as_str() {
+            "/" => latin1(b"<a href=\"/caf\xe9?q=cr\xe8me\">caf\xe9</a> <a href='d\xe9j\xe0'>rel</a>"),
+            "/utf8" => html("<a href=\"/caf\u{e9}-utf8\">x</a>"),
+            _ => latin1(b"<a href=\"/utf8\">on</a>"),
+        }
+    });
+    let expected = ["/", "/caf%E9?q=cr%E8me", "/caf%C3%A9-utf8", "/d%E9j%E0", "/utf8"];
+    let mut expected = expected.map(String::from).to_vec();
+    expected.sort();
+    assert_eq!(crawled_targets(&server), expected);
+}
+
+#[test]
+fn character_references_in_href_are_decoded() {
+    // HTML attribute values: numeric and named references are decoded (&amp; and the
+    // rest); a legacy name without its `;` is decoded only when no letter, digit or `=`
+    // follows, so `&copy=2` is a query parameter, not a copyright sign.
+    let server = Server::start(|request| match request.target.as_str() {
+        "/" => html(
+            r#"<a href="/ref?a=1&amp;b=2&#38;c=3&#x26;d=4&AMP;e">refs</a>
+               <a href="/legacy?x=1&copy=2&amp=3">legacy</a>
+               <a href="/caf&#233;">numeric</a> <a href="/q&quot;uote&#39;s">quotes</a>"#,
+        ),
+        _ => html(""),
+    });
+    // `&AMP;` is not one of the names decoded (HTML's are case-sensitive, and it is
+    // the upper-case legacy one): it stays, and the URL parser keeps it as it is.
+    let expected =
+        ["/", "/caf%C3%A9", "/legacy?x=1&copy=2&amp=3", "/q%22uote's", "/ref?a=1&b=2&c=3&d=4&AMP;e"];
+    let mut expected = expected.map(String::from).to_vec();
+    expected.sort();
+    assert_eq!(crawled_targets(&server), expected);
+}
+
+#[test]
+fn attribute_forms_and_case_are_read_as_a_browser_reads_them() {
+    // Upper-case tags and names, single quotes, bare values, attributes split by
+    // newlines or a `/`, and a duplicate href (the first wins).
+    let server = Server::start(|request| match request.target.as_str() {
+        "/" => html(
+            "<A HREF='/single'>1</A> <a href=/bare>2</a> <a\nclass=x\nhref\n=\n\"/newlines\">3</a>\
+             <a/href=\"/slash\">4</a> <a href=\"/first\" href=\"/second\">5</a> <a href = '/spaced' >6</a>",
+        ),
+        _ => html(""),
+    });
+    let expected = ["/", "/bare", "/first", "/newlines", "/single", "/slash", "/spaced"];
+    assert_eq!(crawled_targets(&server), expected);
+}
+
+#[test]
+fn links_in_comments_scripts_styles_and_attribute_values_or_to_other_schemes_are_not_followed() {
+    // A comment, the text of <script>, <style>, <textarea> and <title>, and an attribute
+    // value hold no tags; javascript:, mailto: and data: links are not fetched (nor are
+    // they http). After each of them, a real link shows that the page goes on.
+    let server = Server::start(|request| match request.target.as_str() {
+        "/" => html(
+            r#"<title>a <a href="/in-title"> b</title> <a href="/after-title">t</a>
+               <!-- <a href="/in-comment"> --> <a href="/after-comment">c</a> <!--> <a href="/after-empty-comment">e</a>
+               <script>document.write('<a href="/in-script">')</script> <a href="/after-script">s</a>
+               <SCRIPT type="text/x">"</scripty>"; <a href='/in-script2'></SCRIPT > <a href="/after-script2">s2</a>
+               <style>/* <a href="/in-style"> */</style> <a href="/after-style">st</a>
+               <textarea><a href="/in-textarea"></textarea> <img alt='<a href="/in-attribute">'>
+               <a href="javascript:location='/js'">js</a> <a href="mailto:me@example.com">mail</a>
+               <a href="data:text/html,<a href=/data>">data</a> <a href="/last">last</a>"#,
+        ),
+        _ => html(""),
+    });
+    let expected = [
+        "/",
+        "/after-comment",
+        "/after-empty-comment",
+        "/after-script",
+        "/after-script2",
+        "/after-style",
+        "/after-title",
+        "/last",
+    ];
+    assert_eq!(crawled_targets(&server), expected);
+}
+
+#[test]
+fn pages_built_to_make_a_scanner_go_quadratic_are_read_in_one_pass() {
+    // Pages of 2 MiB, each made of what a scanner would choke on if it searched again from
+    // every `<` or `&`, or kept every attribute: a quadratic scan would take hours, so the
+    // time limit of the run is a generous bound. A link after each filler shows that the
+    // page was read to its end; after an attribute value that never ends, nothing is a
+    // link, as in a browser.
+    fn page(head: &str, filler: &str, tail: &str) -> Reply {
+        html(&[head, &filler.repeat(2 * 1024 * 1024 / filler.len()), tail].concat())
+    }
+    let server = Server::start(|request| match request.target.as_str() {
+        "/" => html(
+            r#"<a href="/lt">1</a> <a href="/attrs">2</a> <a href="/script">3</a> <a href="/refs">4</a>
+               <a href="/open">5</a>"#,
+        ),
+        "/lt" => page("", "<", r#"<a href="/after-lt">x</a>"#),
+        "/attrs" => page("<a", " x y='z'", r#" href="/after-attrs">x</a>"#),
+        "/script" => page("<script>", "</scrip<", r#"</script><a href="/after-script">x</a>"#),
+        "/refs" => {
+            page(r#"<a href="http://elsewhere.invalid/?"#, "&amp;&#38", r#"">x</a><a href="/after-refs">"#)
+        }
+        "/open" => page(r#"<a href="/before-open">x</a><a title='"#, "x<a href=/in-open> ", ""),
+        _ => html(""),
+    });
+    let expected = [
+        "/",
+        "/after-attrs",
+        "/after-lt",
+        "/after-refs",
+        "/after-script",
+        "/attrs",
+        "/before-open",
+        "/lt",
+        "/open",
+        "/refs",
+        "/script",
+    ];
+    assert_eq!(crawled_targets(&server), expected);
+}
+
 #[test]
 fn bad_command_lines_exit_2() {
     for args in [

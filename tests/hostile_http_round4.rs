@@ -368,8 +368,8 @@ fn crawl_reports_an_unusable_redirect_as_an_error_and_resolves_odd_ones() {
 #[test]
 fn crawl_reads_links_out_of_html_that_is_not_utf8() {
     // A page with invalid UTF-8, a NUL and an unterminated quote: the bytes around the
-    // links do not hide them, and nothing panics. (This already held; it guards the
-    // lossy decoding the crawler relies on.)
+    // links do not hide them, and nothing panics. (This held with the lossy decoding; the
+    // crawler now reads the page's bytes as they are: see tests/crawl_example.rs.)
     let server = Server::start(|request| {
         let html = |body: &[u8]| Reply::status("200 OK", "Content-Type: text/html\r\n", body);
         match request.target.as_str() {
