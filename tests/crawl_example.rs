@@ -283,9 +283,11 @@ fn links_in_comments_scripts_styles_and_attribute_values_or_to_other_schemes_are
     let server = Server::start(|request| match request.target.as_str() {
         "/" => html(
             r#"<title>a <a href="/in-title"> b</title> <a href="/after-title">t</a>
-               <!-- <a href="/in-comment"> --> <a href="/after-comment">c</a> <!--> <a href="/after-empty-comment">e</a>
+               <!-- <a href="/in-comment"> --> <a href="/after-comment">c</a>
+               <!--> <a href="/after-empty-comment">e</a>
                <script>document.write('<a href="/in-script">')</script> <a href="/after-script">s</a>
-               <SCRIPT type="text/x">"</scripty>"; <a href='/in-script2'></SCRIPT > <a href="/after-script2">s2</a>
+               <SCRIPT type="text/x">"</scripty>"; <a href='/in-script2'></SCRIPT >
+               <a href="/after-script2">s2</a>
                <style>/* <a href="/in-style"> */</style> <a href="/after-style">st</a>
                <textarea><a href="/in-textarea"></textarea> <img alt='<a href="/in-attribute">'>
                <a href="javascript:location='/js'">js</a> <a href="mailto:me@example.com">mail</a>
