@@ -9,7 +9,7 @@ use std::rc::Rc;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use evloop::sys::signal::{disposition, raise, Disposition};
+use evloop::sys::signal::{disposition, raise, set_disposition, Disposition};
 use evloop::{get_running_loop, sleep, EventLoop, RunError, TaskError};
 
 fn one_at_a_time() -> MutexGuard<'static, ()> {
@@ -128,7 +128,7 @@ fn one_loop_at_a_time_handles_signals() {
 #[test]
 fn ctrl_c_cancels_the_main_task_and_its_clean_up_runs() {
     let _turn = one_at_a_time();
-    assert_eq!(disposition(libc::SIGINT).unwrap(), Disposition::Default);
+    let _sigint = SigintAt::new(Disposition::Default);
     let cleaned_up = Rc::new(Cell::new(false));
     let guard = SetOnDrop(cleaned_up.clone());
     let outcome = evloop::run(async move {
@@ -149,9 +149,42 @@ fn ctrl_c_cancels_the_main_task_and_its_clean_up_runs() {
 #[test]
 fn run_restores_sigint_when_main_returns() {
     let _turn = one_at_a_time();
+    let _sigint = SigintAt::new(Disposition::Default);
     let inside = evloop::run(async { disposition(libc::SIGINT).unwrap() }).unwrap();
     assert_eq!(inside, Disposition::Handler);
     assert_eq!(disposition(libc::SIGINT).unwrap(), Disposition::Default);
+}
+
+/// Like asyncio's runner, `run` handles Ctrl-C only when SIGINT has its default action: a
+/// process that inherited it ignored (started in the background by a non-interactive
+/// shell, say) keeps ignoring it.
+#[test]
+fn run_leaves_an_ignored_sigint_alone() {
+    let _turn = one_at_a_time();
+    let _sigint = SigintAt::new(Disposition::Ignore);
+    let inside = evloop::run(async { disposition(libc::SIGINT).unwrap() }).unwrap();
+    assert_eq!(inside, Disposition::Ignore);
+    assert_eq!(disposition(libc::SIGINT).unwrap(), Disposition::Ignore);
+}
+
+/// Sets SIGINT's disposition for one test, whatever the test process inherited, and puts
+/// the inherited one back when dropped.
+struct SigintAt(Disposition);
+
+impl SigintAt {
+    fn new(to: Disposition) -> SigintAt {
+        let inherited = disposition(libc::SIGINT).unwrap();
+        set_disposition(libc::SIGINT, to).unwrap();
+        SigintAt(inherited)
+    }
+}
+
+impl Drop for SigintAt {
+    fn drop(&mut self) {
+        if self.0 != Disposition::Handler {
+            set_disposition(libc::SIGINT, self.0).unwrap();
+        }
+    }
 }
 
 struct SetOnDrop(Rc<Cell<bool>>);
@@ -160,4 +193,12 @@ impl Drop for SetOnDrop {
     fn drop(&mut self) {
         self.0.set(true);
     }
+}
+
+#[test]
+fn set_disposition_takes_only_default_or_ignore_on_catchable_signals() {
+    let handler = set_disposition(libc::SIGUSR1, Disposition::Handler).unwrap_err();
+    assert_eq!(handler.kind(), std::io::ErrorKind::InvalidInput);
+    let kill = set_disposition(libc::SIGKILL, Disposition::Ignore).unwrap_err();
+    assert_eq!(kill.kind(), std::io::ErrorKind::InvalidInput);
 }

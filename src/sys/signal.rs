@@ -160,6 +160,29 @@ pub fn disposition(signal: i32) -> io::Result<Disposition> {
     })
 }
 
+/// Sets `signal` back to its default action or to ignored (Python's `signal.signal(sig,
+/// SIG_DFL)` / `SIG_IGN`). A process started in the background by a non-interactive shell
+/// inherits SIGINT ignored, for instance; tests use this to start from a known state.
+/// `Disposition::Handler` is refused: handlers are installed with [`install`].
+pub fn set_disposition(signal: i32, to: Disposition) -> io::Result<()> {
+    check_catchable(signal)?;
+    let handler = match to {
+        Disposition::Default => libc::SIG_DFL,
+        Disposition::Ignore => libc::SIG_IGN,
+        Disposition::Handler => {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "a handler is installed with install()"))
+        }
+    };
+    // SAFETY: an all-zero sigaction is valid (SIG_DFL, no flags, empty mask, null restorer);
+    // only its handler is set, to SIG_DFL or SIG_IGN, which run no code of ours.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    action.sa_sigaction = handler;
+    // SAFETY: `action` lives across the call; the old-action pointer may be null.
+    check(unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) })
+        .map_err(|e| explain(signal, e))?;
+    Ok(())
+}
+
 /// Sends `signal` to the calling thread (`raise(3)`), e.g. to test a handler.
 pub fn raise(signal: i32) -> io::Result<()> {
     check_range(signal)?;
