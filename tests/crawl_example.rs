@@ -188,15 +188,17 @@ fn href_is_the_attribute_not_any_substring() {
     assert_eq!(pages, BTreeSet::from(["/", "/real", "/real2"].map(String::from)));
 }
 
-/// The targets a crawl of `server` from `/` asked for, sorted, after checking that it
-/// succeeded and printed one line for each.
-fn crawled_targets(server: &Server) -> Vec<String> {
+/// Crawls `server` from `/` and checks that it succeeded, printed one line per request,
+/// and asked for exactly the `expected` targets, in any order.
+fn assert_crawled(server: &Server, expected: &[&str]) {
     let output = crawl(&["-t", "5", &server.url("/")]);
     assert_eq!(output.code, Some(0), "{output:?}");
     let mut targets: Vec<String> = server.requests().into_iter().map(|r| r.target).collect();
     targets.sort();
     assert_eq!(output.lines().len(), targets.len(), "{output:?}");
-    targets
+    let mut expected = expected.to_vec();
+    expected.sort();
+    assert_eq!(targets, expected);
 }
 
 #[test]
@@ -214,7 +216,7 @@ fn links_resolve_against_the_first_base_href() {
         _ => html(""),
     });
     let expected = ["/", "/absolute", "/dir/sub/", "/dir/sub/page", "/dir/up?q=1"];
-    assert_eq!(crawled_targets(&server), expected);
+    assert_crawled(&server, &expected);
 }
 
 #[test]
@@ -233,9 +235,7 @@ fn link_bytes_of_a_page_not_in_utf8_are_percent_encoded_as_they_are() {
         }
     });
     let expected = ["/", "/caf%E9?q=cr%E8me", "/caf%C3%A9-utf8", "/d%E9j%E0", "/utf8"];
-    let mut expected = expected.map(String::from).to_vec();
-    expected.sort();
-    assert_eq!(crawled_targets(&server), expected);
+    assert_crawled(&server, &expected);
 }
 
 #[test]
@@ -255,9 +255,7 @@ fn character_references_in_href_are_decoded() {
     // the upper-case legacy one): it stays, and the URL parser keeps it as it is.
     let expected =
         ["/", "/caf%C3%A9", "/legacy?x=1&copy=2&amp=3", "/q%22uote's", "/ref?a=1&b=2&c=3&d=4&AMP;e"];
-    let mut expected = expected.map(String::from).to_vec();
-    expected.sort();
-    assert_eq!(crawled_targets(&server), expected);
+    assert_crawled(&server, &expected);
 }
 
 #[test]
@@ -272,7 +270,7 @@ fn attribute_forms_and_case_are_read_as_a_browser_reads_them() {
         _ => html(""),
     });
     let expected = ["/", "/bare", "/first", "/newlines", "/single", "/slash", "/spaced"];
-    assert_eq!(crawled_targets(&server), expected);
+    assert_crawled(&server, &expected);
 }
 
 #[test]
@@ -305,7 +303,7 @@ fn links_in_comments_scripts_styles_and_attribute_values_or_to_other_schemes_are
         "/after-title",
         "/last",
     ];
-    assert_eq!(crawled_targets(&server), expected);
+    assert_crawled(&server, &expected);
 }
 
 #[test]
@@ -345,7 +343,7 @@ fn pages_built_to_make_a_scanner_go_quadratic_are_read_in_one_pass() {
         "/refs",
         "/script",
     ];
-    assert_eq!(crawled_targets(&server), expected);
+    assert_crawled(&server, &expected);
 }
 
 #[test]
