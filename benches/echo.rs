@@ -596,7 +596,10 @@ fn parent(args: &[String]) {
     for &c in &conns {
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); servers.len()];
         for run in 0..runs {
-            for (s, server) in servers.iter().enumerate() {
+            // Each round starts with the next server, so that none always runs first or
+            // last: a host that speeds up or slows down over a round then favours no one.
+            for s in (0..servers.len()).map(|k| (k + run) % servers.len()) {
+                let server = &servers[s];
                 let mut sample = run_once(server, c, pacing, warmup, measure, &tools);
                 // A window in which other processes took a good part of the machine says
                 // more about them than about the server: take it again, up to
@@ -847,9 +850,10 @@ fn stat(samples: &[Sample], f: fn(&Sample) -> Option<f64>, decimals: usize) -> S
 }
 
 /// Messages/s of one server over tokio's, run by run. Each round runs every server once,
-/// one after the other, so the two runs of a round share the machine's state of the moment;
-/// when the machine drifts more from round to round than the servers differ, the ratios
-/// of the rounds show a difference the medians of the two columns hide.
+/// one after the other (a different one first in each round), so the two runs of a round
+/// share the machine's state of the moment; when the machine drifts more from round to
+/// round than the servers differ, the ratios of the rounds show a difference the medians
+/// of the two columns hide.
 /// "median ratio [min-max], ahead in K of N rounds".
 fn paired_ratios(server: &[Sample], tokio: &[Sample]) -> String {
     let ratios: Vec<f64> = server.iter().zip(tokio).map(|(a, b)| a.msgs_per_s / b.msgs_per_s).collect();
