@@ -236,6 +236,101 @@ fn demo_fetches_20_slow_pages_at_once() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Hostile round 6: file descriptors, names that do not resolve, trickled bodies, files
+
+/// Runs fetch with `args` under a limit of `fds` open files (`ulimit -n`, in a shell that
+/// then becomes fetch), killed (and the test failed) after [`LIMIT`].
+fn fetch_with_fd_limit(fds: u32, args: &[&str]) -> process::Output {
+    let program = process::example("fetch");
+    let script = format!("ulimit -n {fds} && exec \"$0\" \"$@\"");
+    let started = std::time::Instant::now();
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(&program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sh");
+    let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = reader(Box::new(child.stdout.take().unwrap()));
+    let stderr = reader(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("fetch under ulimit -n {fds} still running after {LIMIT:?}: killed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    process::Output {
+        code: status.code(),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Asserts that every URL got a 200 with body `body`, and the summary says so.
+fn assert_all_fetched(output: &process::Output, urls: &[String], body: &[u8]) {
+    let errors: Vec<&str> = output.lines().into_iter().filter(|l| l.starts_with("ERR")).take(3).collect();
+    assert!(errors.is_empty(), "{} URLs failed, such as {errors:?}", output.stderr);
+    assert_eq!(output.code, Some(0), "{output:?}");
+    for url in urls {
+        let line = output.line_for(url);
+        assert_eq!(parse_line(line).map(|l| (l.0, l.1)), Some((200, body.len() as u64)), "{line}");
+    }
+    let summary = format!("{} URLs: {} complete, 0 failed", urls.len(), urls.len());
+    assert!(output.stderr.contains(&summary), "{}", output.stderr);
+}
+
+#[test]
+fn many_hosts_under_a_low_open_file_limit_all_complete() {
+    // 200 hosts (ports) under `ulimit -n 100`, 10 at a time: the pool used to keep every
+    // host's connection until its idle timeout, and from about the 90th host on, each
+    // connect failed with "Too many open files". It now keeps at most 10 idle in all.
+    let servers: Vec<Server> = (0..200).map(|_| Server::start(|_| ok(b"host"))).collect();
+    let urls: Vec<String> = servers.iter().map(|s| s.url("/")).collect();
+    let output = fetch_with_fd_limit(100, &urls.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_all_fetched(&output, &urls, b"host");
+}
+
+#[test]
+fn a_concurrency_above_the_open_file_limit_waits_for_descriptors_instead_of_failing() {
+    // -c 300 under `ulimit -n 64`: a connect that finds no descriptor left waits for
+    // another fetch to end (or closes an idle connection) and tries again, where it used to
+    // fail the URL at once with "cannot connect: Too many open files".
+    let server = Server::start(|request| ok(&request.target.as_bytes()[..4]));
+    let urls: Vec<String> = (0..300).map(|i| server.url(&format!("/{i:03}"))).collect();
+    let mut args = vec!["-c", "300"];
+    args.extend(urls.iter().map(String::as_str));
+    let output = fetch_with_fd_limit(64, &args);
+    assert_all_fetched(&output, &urls, b"/000");
+}
+
+#[test]
+fn a_name_that_does_not_resolve_fails_alone_and_says_so() {
+    let server = Server::start(|_| ok(b"fine"));
+    let (bad, good) = ("http://no-such-host.invalid/".to_string(), server.url("/good"));
+    let output = fetch(&[&bad, &good]);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    let line = output.line_for(&bad);
+    assert!(line.starts_with("ERR cannot resolve host: "), "{line:?}");
+    assert_eq!(parse_line(output.line_for(&good)).map(|l| (l.0, l.1)), Some((200, 4)));
+}
+
+// ---------------------------------------------------------------------------------------
 // Running the examples as processes
 
 #[path = "support/example_process.rs"]

@@ -170,8 +170,60 @@ fn localhost_in_any_case_is_resolved_and_each_address_tried() {
     assert_eq!(targets_and_hosts(&server), [("/here".to_string(), format!("localhost:{port}"))]);
 }
 
+#[test]
+fn a_name_that_does_not_resolve_is_a_resolve_error_and_the_next_url_is_still_fetched() {
+    // `.invalid` never resolves (RFC 6761 6.4). The error used to be `Connect` ("cannot
+    // connect: failed to lookup address information"), which `HttpErrorKind::Resolve`
+    // exists to tell apart from a refused connection.
+    let server = echo_target();
+    let results = get_each(vec!["http://no-such-host.invalid/".to_string(), server.url("/after")]);
+    let error = error_of(&results[0]);
+    assert!(matches!(error.kind, HttpErrorKind::Resolve(_)), "{error:?}");
+    assert!(error.to_string().starts_with("cannot resolve host: "), "{error}");
+    assert!(error.to_string().contains("no-such-host.invalid"), "{error}");
+    assert_ok(&results[1], 200, b"/after");
+}
+
 // ---------------------------------------------------------------------------------------
 // Many hosts: the pool is bounded in all, not only per host
+
+#[test]
+fn idle_connections_are_bounded_in_all_so_many_hosts_do_not_hold_a_socket_each() {
+    // Twelve hosts (ports), visited once each by a client with total_limit 3: only the 3
+    // most recent connections may stay idle. Visited again newest first, the last 3 are
+    // reused and the 9 others need a new connection. The pool used to keep one connection
+    // per host for as long as the idle timeout, so a fetch of 1,000 URLs on 1,000 hosts
+    // held 1,000 sockets and ran out of file descriptors under the usual limit of 1,024.
+    let servers: Vec<Server> = (0..12).map(|_| echo_target()).collect();
+    let first: Vec<String> = servers.iter().map(|s| s.url("/")).collect();
+    let mut urls = first.clone();
+    urls.extend(first.into_iter().rev());
+    let options = ClientOptions { per_host_limit: 3, total_limit: 3, ..options() };
+    for result in get_each_with(options, urls) {
+        assert_ok(&result, 200, b"/");
+    }
+    let accepts: Vec<usize> = servers.iter().map(Server::accepts).collect();
+    assert_eq!(accepts, [2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1]);
+}
+
+#[test]
+fn the_per_host_idle_bound_still_holds_under_the_total_one() {
+    // Six requests at once to one host with per_host_limit 2 and total_limit 4: at most 2
+    // connections, reused after.
+    let server =
+        Server::start(|request| Reply::status("200 OK", "", request.target.as_bytes()).delay(ms(50)));
+    let urls: Vec<String> = (0..6).map(|i| server.url(&format!("/{i}"))).collect();
+    let results = run(async move {
+        let client = Client::with_options(ClientOptions { per_host_limit: 2, total_limit: 4, ..options() });
+        let fetches = urls.into_iter().map(|url| {
+            let client = client.clone();
+            async move { fetch_all(&client, "GET", &url, None).await.map_err(|e| e.to_string()) }
+        });
+        evloop::gather(fetches).await.unwrap()
+    });
+    assert!(results.iter().all(|r| r.as_ref().is_ok_and(|(status, _)| *status == 200)), "{results:?}");
+    assert_eq!(server.accepts(), 2);
+}
 
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)

@@ -1,7 +1,7 @@
 //! The HTTP/1.1 client: requests over pooled keep-alive connections, redirects, time
 //! limits, and responses read chunk by chunk.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use super::error::{HttpError, HttpErrorKind};
 use super::parse::{self, BodyDecoder, Framing, ResponseHead};
 use super::pool::{ConnectOptions, Connection, Pool, PoolKey, Progress};
 use super::request;
-use crate::sync::Semaphore;
+use crate::sync::{Event, Semaphore};
 use crate::tasks::wait_for;
 
 /// How a [`Client`] behaves. `ClientOptions::default()` gives the values documented on
@@ -40,7 +40,10 @@ pub struct ClientOptions {
     pub per_host_limit: usize,
     /// Requests in flight in all (default 100).
     pub total_limit: usize,
-    /// How long an idle kept-alive connection stays in the pool (default 30 s).
+    /// How long an idle kept-alive connection stays in the pool (default 30 s). The pool
+    /// keeps at most `per_host_limit` idle connections for one host and `total_limit` in
+    /// all, closing the oldest first, so a client holds at most twice `total_limit`
+    /// connections open however many hosts it visits.
     pub idle_timeout: Duration,
     /// The `User-Agent` header.
     pub user_agent: String,
@@ -71,6 +74,26 @@ struct ClientInner {
     pool: Pool,
     total: Rc<Semaphore>,
     per_host: RefCell<HashMap<PoolKey, Rc<Semaphore>>>,
+    /// Told each time a request of this client ends (its total permit is released): what
+    /// a connect that ran out of file descriptors waits for.
+    finished: Rc<Finished>,
+}
+
+/// Counts the requests that have ended, and wakes those waiting for the next to end.
+#[derive(Default)]
+struct Finished {
+    count: Cell<u64>,
+    /// Requests waiting in [`Client::open`] for another to end: they hold no connection.
+    waiting: Cell<usize>,
+    event: Event,
+}
+
+impl Finished {
+    fn tell(&self) {
+        self.count.set(self.count.get() + 1);
+        self.event.set();
+        self.event.clear();
+    }
 }
 
 /// An HTTP/1.1 client with a connection pool (what aiohttp's `ClientSession` is to
@@ -96,19 +119,22 @@ impl Default for Client {
 }
 
 /// A permit held for as long as a request is in flight: the semaphore is released when
-/// the response is read to the end or dropped.
-struct Permit(Rc<Semaphore>);
+/// the response is read to the end or dropped, and `finished`, if any, is told.
+struct Permit(Rc<Semaphore>, Option<Rc<Finished>>);
 
 impl Permit {
-    async fn acquire(semaphore: &Rc<Semaphore>) -> Permit {
+    async fn acquire(semaphore: &Rc<Semaphore>, finished: Option<&Rc<Finished>>) -> Permit {
         semaphore.acquire().await.forget();
-        Permit(semaphore.clone())
+        Permit(semaphore.clone(), finished.cloned())
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         self.0.release();
+        if let Some(finished) = &self.1 {
+            finished.tell();
+        }
     }
 }
 
@@ -128,9 +154,10 @@ impl Client {
         Client {
             inner: Rc::new(ClientInner {
                 connect,
-                pool: Pool::new(options.idle_timeout, options.per_host_limit),
+                pool: Pool::new(options.idle_timeout, options.per_host_limit, options.total_limit),
                 total: Rc::new(Semaphore::new(options.total_limit.max(1))),
                 per_host: RefCell::new(HashMap::new()),
+                finished: Rc::default(),
                 options,
             }),
         }
@@ -202,8 +229,10 @@ impl Client {
     /// other fails (the server may have acted on it: RFC 9110 section 9.2.2, aiohttp).
     async fn send(&self, method: &str, url: &Url, body: Option<&[u8]>) -> Result<Response, HttpError> {
         let key = PoolKey::of(url).map_err(|kind| HttpError::new(url.as_str(), kind))?;
-        let permits =
-            (Permit::acquire(&self.inner.total).await, Permit::acquire(&self.host_semaphore(&key)).await);
+        let permits = (
+            Permit::acquire(&self.inner.total, Some(&self.inner.finished)).await,
+            Permit::acquire(&self.host_semaphore(&key), None).await,
+        );
         let request = request::encode(method, url, &self.inner.options.user_agent, body);
         if let Some(connection) = self.inner.pool.take(&key) {
             match exchange(connection, method, &request).await {
@@ -217,9 +246,7 @@ impl Client {
                 Err(Exchange::StaleConnection(_)) => {}
             }
         }
-        let connection = Box::pin(Connection::open(&key, &self.inner.connect))
-            .await
-            .map_err(|kind| HttpError::new(url.as_str(), kind))?;
+        let connection = self.open(&key).await.map_err(|kind| HttpError::new(url.as_str(), kind))?;
         match exchange(connection, method, &request).await {
             Ok((connection, head, framing)) => {
                 Ok(self.response(url, key, connection, head, framing, permits))
@@ -227,6 +254,37 @@ impl Client {
             Err(Exchange::Failed(kind)) => Err(HttpError::new(url.as_str(), kind)),
             Err(Exchange::StaleConnection(error)) => {
                 Err(HttpError::new(url.as_str(), closed_without_response(error)))
+            }
+        }
+    }
+
+    /// A new connection for `key`. Running out of file descriptors (EMFILE, ENFILE) is
+    /// waited out while this client itself holds some it can give back: an idle pooled
+    /// connection is closed, or else the next of its other requests to end is awaited,
+    /// and the connect is tried again. It is an error only when neither is left: no idle
+    /// connection, and no other request in flight but those waiting here too (the
+    /// descriptors are held elsewhere). Each new try follows something given back, so this
+    /// never spins, and the request's time limit bounds the whole wait. Without it, `-c
+    /// 500` under `ulimit -n 256` failed most URLs at once with "Too many open files".
+    async fn open(&self, key: &PoolKey) -> Result<Connection, HttpErrorKind> {
+        let finished = &self.inner.finished;
+        loop {
+            let ended_before = finished.count.get();
+            let error = match Box::pin(Connection::open(key, &self.inner.connect)).await {
+                Err(error) if is_out_of_descriptors(&error) => error,
+                result => return result,
+            };
+            if self.inner.pool.close_oldest() {
+                // The socket closes in the loop's next iteration.
+                crate::tasks::sleep(Duration::ZERO).await;
+            } else if finished.count.get() == ended_before {
+                let in_flight = self.inner.options.total_limit.max(1) - self.inner.total.available_permits();
+                if in_flight <= 1 + finished.waiting.get() {
+                    return Err(error);
+                }
+                finished.waiting.set(finished.waiting.get() + 1);
+                let _waiting = Waiting(finished);
+                finished.event.wait().await;
             }
         }
     }
@@ -312,6 +370,26 @@ fn check_url(url: &Url) -> Result<(), HttpError> {
         return Err(HttpError::new(url.as_str(), HttpErrorKind::InvalidUrl("no host".to_string())));
     }
     Ok(())
+}
+
+/// One request counted in [`Finished::waiting`] while it waits (and if it is dropped).
+struct Waiting<'a>(&'a Finished);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.set(self.0.waiting.get() - 1);
+    }
+}
+
+/// Whether `error` is running out of file descriptors, in this process (EMFILE) or in the
+/// whole system (ENFILE), on connecting or on resolving the host name.
+fn is_out_of_descriptors(error: &HttpErrorKind) -> bool {
+    match error {
+        HttpErrorKind::Connect(e) | HttpErrorKind::Resolve(e) => {
+            matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+        }
+        _ => false,
+    }
 }
 
 /// Whether a request with `method` may be sent again when its connection failed before

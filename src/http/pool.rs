@@ -76,11 +76,7 @@ impl Connection {
     }
 
     async fn connect(key: &PoolKey, options: &ConnectOptions) -> Result<Connection, HttpErrorKind> {
-        let (reader, writer) = match open_connection(&key.host, key.port).await {
-            Ok(pair) => pair,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(HttpErrorKind::Resolve(e)),
-            Err(e) => return Err(HttpErrorKind::Connect(e)),
-        };
+        let (reader, writer) = connect_to_any(&key.host, key.port).await?;
         #[cfg(feature = "tls")]
         let tls = match (key.scheme.as_str(), &options.tls) {
             ("https", Ok(config)) => Some(Box::new(
@@ -216,6 +212,26 @@ impl Connection {
     }
 }
 
+/// Resolves `host` and connects to the first of its addresses that accepts, in the
+/// resolver's order, as `open_connection` does; but a name that does not resolve is a
+/// `Resolve` error, where `open_connection` gives the C library's error, which only its
+/// text tells from a refused connection.
+async fn connect_to_any(host: &str, port: u16) -> Result<(StreamReader, StreamWriter), HttpErrorKind> {
+    let event_loop =
+        get_running_loop().map_err(|e| HttpErrorKind::Connect(io::Error::other(e.to_string())))?;
+    let addresses = event_loop.resolve(host, port).await.map_err(HttpErrorKind::Resolve)?;
+    let mut last_error = None;
+    for address in addresses {
+        match open_connection(&address.ip().to_string(), port).await {
+            Ok(pair) => return Ok(pair),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(HttpErrorKind::Connect(
+        last_error.unwrap_or_else(|| io::Error::other(format!("{host} has no address"))),
+    ))
+}
+
 /// What [`Connection::fill_or_drain`] waited for.
 pub(crate) enum Progress {
     /// More bytes were read (true), the stream ended (false), or reading failed.
@@ -263,16 +279,29 @@ impl Drop for Connection {
     }
 }
 
-/// Idle connections, newest last, dropped after `idle_timeout`.
+/// Idle connections, newest last, dropped after `idle_timeout`; at most
+/// `max_idle_per_host` for one key and `max_idle` in all, the oldest closed first.
+///
+/// The bound in all is what keeps a client that visits many hosts within its file
+/// descriptors: each host's last connection would otherwise stay open until a request to
+/// that same host took it again (or found it expired), so fetching 1,000 URLs on as many
+/// hosts held 1,000 sockets open and, under the usual limit of 1,024 open files, the
+/// later ones failed to connect.
 pub(crate) struct Pool {
     idle: RefCell<HashMap<PoolKey, Vec<Connection>>>,
     idle_timeout: Duration,
     max_idle_per_host: usize,
+    max_idle: usize,
 }
 
 impl Pool {
-    pub(crate) fn new(idle_timeout: Duration, max_idle_per_host: usize) -> Pool {
-        Pool { idle: RefCell::new(HashMap::new()), idle_timeout, max_idle_per_host: max_idle_per_host.max(1) }
+    pub(crate) fn new(idle_timeout: Duration, max_idle_per_host: usize, max_idle: usize) -> Pool {
+        Pool {
+            idle: RefCell::new(HashMap::new()),
+            idle_timeout,
+            max_idle_per_host: max_idle_per_host.max(1),
+            max_idle: max_idle.max(1),
+        }
     }
 
     /// The most recently used clean connection for `key`, if one has not expired.
@@ -288,12 +317,16 @@ impl Pool {
             }
             expired.push(connection);
         };
+        if connections.is_empty() {
+            idle.remove(key);
+        }
         drop(idle);
         drop(expired);
         found
     }
 
-    /// Keeps `connection` for the next request to `key`.
+    /// Keeps `connection` for the next request to `key`, closing the oldest idle one for
+    /// that key past `max_idle_per_host`, and the oldest of all past `max_idle`.
     pub(crate) fn put(&self, key: PoolKey, mut connection: Connection) {
         if !connection.is_clean() {
             return;
@@ -303,9 +336,41 @@ impl Pool {
         let connections = idle.entry(key).or_default();
         connections.push(connection);
         let surplus = connections.len().saturating_sub(self.max_idle_per_host);
-        let dropped: Vec<Connection> = connections.drain(..surplus).collect();
+        let mut dropped: Vec<Connection> = connections.drain(..surplus).collect();
         drop(idle);
+        while self.len() > self.max_idle {
+            dropped.extend(self.take_oldest());
+        }
         drop(dropped);
+    }
+
+    /// Closes the connection that has been idle longest, if there is one; true if there
+    /// was. Its file descriptor is free once the loop has run the close (the next
+    /// iteration).
+    pub(crate) fn close_oldest(&self) -> bool {
+        self.take_oldest().is_some()
+    }
+
+    /// How many connections are idle, for all keys.
+    fn len(&self) -> usize {
+        self.idle.borrow().values().map(Vec::len).sum()
+    }
+
+    /// Removes the connection idle longest from the pool (the first of its key's list,
+    /// which is oldest first). Linear in the number of keys, which `max_idle` bounds.
+    fn take_oldest(&self) -> Option<Connection> {
+        let mut idle = self.idle.borrow_mut();
+        let key = idle
+            .iter()
+            .filter_map(|(key, connections)| Some((connections.first()?.idle_since, key)))
+            .min_by_key(|(since, _)| *since)
+            .map(|(_, key)| key.clone())?;
+        let connections = idle.get_mut(&key)?;
+        let oldest = connections.remove(0);
+        if connections.is_empty() {
+            idle.remove(&key);
+        }
+        Some(oldest)
     }
 }
 
