@@ -7,6 +7,9 @@
 //! ```
 //!
 //! - at most N fetches in flight (default 10), each within SECS seconds in all (default 30);
+//!   each holds one connection, and at most N idle ones are kept for reuse, so about 2N
+//!   file descriptors are used whatever the number of URLs or hosts; a fetch that finds
+//!   none left waits for another to end (see `fetch --help`);
 //! - a line per URL as it completes: `<status> <bytes> <seconds>s <url>`, or
 //!   `ERR <reason> <url>`; a summary on stderr;
 //! - `-o DIR` streams the final body of the i-th URL (0-based) to `DIR/i.part`, renamed to
@@ -26,11 +29,23 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use evloop::http::{Client, ClientOptions, HttpError, HttpErrorKind};
+use evloop::http::{Client, ClientOptions, HttpError};
 use evloop::streams::{start_server, StreamReader, StreamWriter};
 use evloop::sync::Semaphore;
 
-const USAGE: &str = "usage: fetch [-c N] [-t SECS] [-o DIR] [--max-redirects N] [--sequential] [URL...]";
+const USAGE: &str = "\
+usage: fetch [-c N] [-t SECS] [-o DIR] [--max-redirects N] [--sequential] [URL...]
+  -c N               at most N URLs in flight at once (default 10). Each holds one
+                     connection and at most N idle ones are kept for reuse, so about 2N
+                     file descriptors are open however many URLs and hosts; a fetch that
+                     finds none left waits for another fetch to end.
+  -t SECS            time allowed for each URL, head and body together (default 30)
+  -o DIR             write the body of the i-th URL (from 0) to DIR/i, only once whole
+  --max-redirects N  redirects followed for each URL (default 10)
+  --sequential       one URL at a time (as -c 1)
+Prints `<status> <bytes> <seconds>s <url>` or `ERR <reason> <url>` for each URL as it
+ends; exit status 0 if every URL got a whole response, 1 if not, 2 for a bad command line.
+With no URL, fetches 20 slow pages from a server it starts on 127.0.0.1.";
 const DEMO_PAGES: usize = 20;
 const DEMO_DELAY: Duration = Duration::from_secs(1);
 
@@ -90,25 +105,35 @@ enum Outcome {
 
 /// Fetches `url` and reads its body to the end, streaming it to `output`'s partial file
 /// (see [`partial`]) if given, and renaming that to `output` once the body is complete.
-async fn fetch_one(client: &Client, url: &str, output: Option<&Path>) -> Result<(u16, u64), HttpError> {
-    let mut response = client.get(url).await?;
+/// The error says what failed: the fetch (as the client's error says it), or the file,
+/// named, which is no "connection error".
+async fn fetch_one(client: &Client, url: &str, output: Option<&Path>) -> Result<(u16, u64), String> {
+    let http_error = |e: HttpError| e.kind.to_string();
+    let mut response = client.get(url).await.map_err(http_error)?;
     let status = response.status();
-    let io_error = |e: std::io::Error| HttpError { url: url.to_string(), kind: HttpErrorKind::Io(e) };
     let mut file = match output {
-        Some(path) => Some(std::fs::File::create(partial(path)).map_err(io_error)?),
+        Some(path) => {
+            let part = partial(path);
+            Some(std::fs::File::create(&part).map_err(file_error(&part))?)
+        }
         None => None,
     };
     let mut bytes = 0u64;
-    while let Some(chunk) = response.chunk().await? {
+    while let Some(chunk) = response.chunk().await.map_err(http_error)? {
         bytes += chunk.len() as u64;
-        if let Some(file) = file.as_mut() {
-            file.write_all(&chunk).map_err(io_error)?;
+        if let (Some(file), Some(path)) = (file.as_mut(), output) {
+            file.write_all(&chunk).map_err(file_error(&partial(path)))?;
         }
     }
     if let Some(path) = output {
-        std::fs::rename(partial(path), path).map_err(io_error)?;
+        std::fs::rename(partial(path), path).map_err(file_error(path))?;
     }
     Ok((status, bytes))
+}
+
+/// The error for a failed write of `path`, naming it.
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
+    move |e| format!("cannot write {}: {e}", path.display())
 }
 
 /// Where a body is written while it arrives: `path` with `.part` appended. A fetch that
@@ -140,7 +165,7 @@ async fn fetch_all(options: Options, concurrency: usize) -> usize {
             let started = Instant::now();
             let outcome = match evloop::wait_for(fetch_one(&client, &url, output.as_deref()), limit).await {
                 Ok(Ok((status, bytes))) => Outcome::Done { status, bytes },
-                Ok(Err(error)) => Outcome::Failed(error.kind.to_string()),
+                Ok(Err(reason)) => Outcome::Failed(reason),
                 Err(_) => Outcome::Failed(format!("timed out after {} s", limit.as_secs_f64())),
             };
             if let (Outcome::Failed(_), Some(path)) = (&outcome, &output) {

@@ -330,6 +330,53 @@ fn a_name_that_does_not_resolve_fails_alone_and_says_so() {
     assert_eq!(parse_line(output.line_for(&good)).map(|l| (l.0, l.1)), Some((200, 4)));
 }
 
+#[test]
+fn a_body_trickled_under_the_read_timeout_is_ended_by_t() {
+    // One byte every 50 ms never lets `read_timeout` (30 s) fire; `-t` bounds the URL as a
+    // whole. The server stops by itself once its writes fail (fetch has gone).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/trickle", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
+        while stream.write_all(b"x").is_ok() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let output = fetch(&["-t", "1", &url]);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    assert_eq!(output.line_for(&url), format!("ERR timed out after 1 s {url}"));
+    assert!(output.elapsed < Duration::from_secs(5), "took {:?}", output.elapsed);
+    server.join().unwrap();
+}
+
+#[test]
+fn an_output_file_that_cannot_be_written_is_named_and_is_no_connection_error() {
+    let server = Server::start(|_| ok(b"body"));
+    let dir = TempDir::new("unwritable");
+    std::fs::create_dir_all(dir.0.join("0.part")).unwrap();
+    let url = server.url("/page");
+    let output = fetch(&["-o", dir.0.to_str().unwrap(), &url]);
+    assert_eq!(output.code, Some(1), "{output:?}");
+    let line = output.line_for(&url);
+    let expected = format!("ERR cannot write {}: ", dir.0.join("0.part").display());
+    assert!(line.starts_with(&expected), "{line:?} should start {expected:?}");
+}
+
+#[test]
+fn help_documents_the_options_and_the_concurrency_bound() {
+    let output = fetch(&["--help"]);
+    for text in ["-c N", "default 10", "file descriptors", "-t SECS", "-o DIR", "--max-redirects N"] {
+        assert!(output.stderr.contains(text), "--help does not say {text:?}: {}", output.stderr);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Running the examples as processes
 
