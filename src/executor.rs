@@ -340,8 +340,9 @@ impl EventLoop {
     ///
     /// An IP literal (`"127.0.0.1"`, `"::1"`, `"[::1]"`) is parsed at once, without a
     /// thread. Anything else goes to the default executor, where `std::net::ToSocketAddrs`
-    /// calls the C library's blocking `getaddrinfo`. No address is an error (asyncio's
-    /// `gaierror`). The future owns its arguments, so it can be handed to `create_task`.
+    /// calls the C library's blocking `getaddrinfo`. A name that does not resolve, or has no
+    /// address, is an `io::ErrorKind::NotFound` error (asyncio's `gaierror`). The future owns
+    /// its arguments, so it can be handed to `create_task`.
     pub fn getaddrinfo(
         &self,
         host: &str,
@@ -380,11 +381,22 @@ fn parse_ip_literal(host: &str) -> Option<IpAddr> {
 
 /// The blocking lookup, run on a worker thread.
 fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-    let addresses: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
+    let addresses: Vec<SocketAddr> = (host, port).to_socket_addrs().map_err(lookup_error)?.collect();
     if addresses.is_empty() {
         return Err(io::Error::new(io::ErrorKind::NotFound, format!("no addresses found for {host:?}")));
     }
     Ok(addresses)
+}
+
+/// `getaddrinfo`'s own failures (no such name, no address for it, the resolver failing:
+/// asyncio's `socket.gaierror`) come from std with no kind a caller can match, so they
+/// become `NotFound`, the kind `resolve` gives a name with no address. A failure of the
+/// system underneath (`EAI_SYSTEM`: out of file descriptors, say) keeps its OS error.
+fn lookup_error(error: io::Error) -> io::Error {
+    match error.raw_os_error() {
+        Some(_) => error,
+        None => io::Error::new(io::ErrorKind::NotFound, error),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

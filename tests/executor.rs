@@ -258,6 +258,17 @@ fn localhost_resolves_on_the_pool() {
 }
 
 #[test]
+fn a_name_that_does_not_resolve_is_not_found() {
+    // `.invalid` never resolves (RFC 6761 section 6.4). std gives getaddrinfo's failure no
+    // kind a caller can match; getaddrinfo makes it NotFound, as asyncio's gaierror is its own.
+    let outcome =
+        evloop::run(async { get_running_loop().unwrap().getaddrinfo("no-such-host.invalid", 80).await })
+            .unwrap();
+    let error = outcome.expect_err("a .invalid name resolved");
+    assert_eq!(error.kind(), std::io::ErrorKind::NotFound, "{error}");
+}
+
+#[test]
 fn ip_literals_resolve_without_a_thread() {
     let event_loop = EventLoop::new().unwrap();
     // With the pool shut down, only what needs no thread can succeed.

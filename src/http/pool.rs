@@ -76,7 +76,11 @@ impl Connection {
     }
 
     async fn connect(key: &PoolKey, options: &ConnectOptions) -> Result<Connection, HttpErrorKind> {
-        let (reader, writer) = connect_to_any(&key.host, key.port).await?;
+        let (reader, writer) = match open_connection(&key.host, key.port).await {
+            Ok(pair) => pair,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(HttpErrorKind::Resolve(e)),
+            Err(e) => return Err(HttpErrorKind::Connect(e)),
+        };
         #[cfg(feature = "tls")]
         let tls = match (key.scheme.as_str(), &options.tls) {
             ("https", Ok(config)) => Some(Box::new(
@@ -210,26 +214,6 @@ impl Connection {
             && !self.reader.at_eof()
             && !self.writer.is_closing()
     }
-}
-
-/// Resolves `host` and connects to the first of its addresses that accepts, in the
-/// resolver's order, as `open_connection` does; but a name that does not resolve is a
-/// `Resolve` error, where `open_connection` gives the C library's error, which only its
-/// text tells from a refused connection.
-async fn connect_to_any(host: &str, port: u16) -> Result<(StreamReader, StreamWriter), HttpErrorKind> {
-    let event_loop =
-        get_running_loop().map_err(|e| HttpErrorKind::Connect(io::Error::other(e.to_string())))?;
-    let addresses = event_loop.resolve(host, port).await.map_err(HttpErrorKind::Resolve)?;
-    let mut last_error = None;
-    for address in addresses {
-        match open_connection(&address.ip().to_string(), port).await {
-            Ok(pair) => return Ok(pair),
-            Err(e) => last_error = Some(e),
-        }
-    }
-    Err(HttpErrorKind::Connect(
-        last_error.unwrap_or_else(|| io::Error::other(format!("{host} has no address"))),
-    ))
 }
 
 /// What [`Connection::fill_or_drain`] waited for.
