@@ -238,48 +238,10 @@ fn demo_fetches_20_slow_pages_at_once() {
 // ---------------------------------------------------------------------------------------
 // Hostile round 6: file descriptors, names that do not resolve, trickled bodies, files
 
-/// Runs fetch with `args` under a limit of `fds` open files (`ulimit -n`, in a shell that
-/// then becomes fetch), killed (and the test failed) after [`LIMIT`].
+/// Runs fetch with `args` under a limit of `fds` open files, killed (and the test failed)
+/// after [`LIMIT`].
 fn fetch_with_fd_limit(fds: u32, args: &[&str]) -> process::Output {
-    let program = process::example("fetch");
-    let script = format!("ulimit -n {fds} && exec \"$0\" \"$@\"");
-    let started = std::time::Instant::now();
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg(&program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run sh");
-    let reader = |mut pipe: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = reader(Box::new(child.stdout.take().unwrap()));
-    let stderr = reader(Box::new(child.stderr.take().unwrap()));
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("fetch under ulimit -n {fds} still running after {LIMIT:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    process::Output {
-        code: status.code(),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-        elapsed: started.elapsed(),
-    }
+    process::run_with_open_file_limit("fetch", fds, args, LIMIT)
 }
 
 /// Asserts that every URL got a 200 with body `body`, and the summary says so.

@@ -90,15 +90,28 @@ pub fn example(name: &str) -> PathBuf {
 
 /// Runs example `name` with `args`, killed (and the test failed) after `limit`.
 pub fn run(name: &str, args: &[&str], limit: Duration) -> Output {
-    let program = example(name);
+    let mut command = Command::new(example(name));
+    command.args(args);
+    run_command(command, &format!("{name} {args:?}"), limit)
+}
+
+/// [`run`] under a limit of `fds` open files: `ulimit -n` in a shell that then becomes the
+/// example.
+pub fn run_with_open_file_limit(name: &str, fds: u32, args: &[&str], limit: Duration) -> Output {
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(format!("ulimit -n {fds} && exec \"$0\" \"$@\"")).arg(example(name)).args(args);
+    run_command(command, &format!("{name} under ulimit -n {fds}"), limit)
+}
+
+/// Runs `command`, its output captured, killed (and the test failed) after `limit`.
+fn run_command(mut command: Command, what: &str, limit: Duration) -> Output {
     let started = Instant::now();
-    let mut child = Command::new(&program)
-        .args(args)
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
     let reader = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut text = String::new();
@@ -115,7 +128,7 @@ pub fn run(name: &str, args: &[&str], limit: Duration) -> Output {
         if started.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{name} {args:?} still running after {limit:?}: killed");
+            panic!("{what} still running after {limit:?}: killed");
         }
         std::thread::sleep(Duration::from_millis(5));
     };
